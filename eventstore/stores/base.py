@@ -1,0 +1,250 @@
+"""The store contract: a few primitives per backend, everything else built on them here.
+
+A backend implements ``_append``, ``read``, ``_session_start``, ``keys``, ``delete`` and
+``query``. The base class validates input, builds trackers (``retrieve``,
+``retrieve_full_tracker``, ``save``, ``get_or_create_tracker``) and hands stored events to
+the event broker, only after they are durably stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from eventstore.events import MAX_EVENT_BYTES, validate_events, validate_sender_id
+from eventstore.tracker import Tracker
+
+if TYPE_CHECKING:
+    from brokers.base import EventBroker
+    from eventstore.config import StrictConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event as stored: its conversation, its seq there, and its global position."""
+
+    sender_id: str
+    seq: int
+    data: dict[str, Any] = field(compare=True)
+    position: int | None = None
+
+    @property
+    def timestamp(self) -> float:
+        return float(self.data.get("timestamp") or 0.0)
+
+    @property
+    def type_name(self) -> str:
+        return str(self.data.get("event"))
+
+    def as_message(self) -> dict[str, Any]:
+        """The broker/API body: Rasa's ``{"sender_id", **event}`` plus ``seq`` and ``position``."""
+        body: dict[str, Any] = {"sender_id": self.sender_id, **self.data, "seq": self.seq}
+        if self.position is not None:
+            body["position"] = self.position
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of ``TrackerStore.query``; every one is optional and they combine with AND."""
+
+    sender_id: str | None = None
+    type_name: str | None = None
+    intent: str | None = None
+    action: str | None = None
+    since: float | None = None  # timestamp >= since
+    until: float | None = None  # timestamp <= until
+    after_position: int | None = None  # position > after_position (backends with positions)
+    limit: int | None = None
+
+    def matches(self, event: StoredEvent) -> bool:
+        """Whether ``event`` passes the filters (for backends that filter in Python)."""
+        from eventstore.events import action_name, intent_name
+
+        data = event.data
+        return not (
+            (self.sender_id is not None and event.sender_id != self.sender_id)
+            or (self.type_name is not None and data.get("event") != self.type_name)
+            or (self.intent is not None and intent_name(data) != self.intent)
+            or (self.action is not None and action_name(data) != self.action)
+            or (self.since is not None and event.timestamp < self.since)
+            or (self.until is not None and event.timestamp > self.until)
+            or (
+                self.after_position is not None
+                and (event.position is None or event.position <= self.after_position)
+            )
+        )
+
+
+class TrackerStore(ABC):
+    """Base class of every tracker store, built-in or custom.
+
+    Subclasses set ``Config`` (a ``StrictConfig``) to be created from endpoints.yml with
+    validated keys; without one, the section's keys are passed to ``__init__`` as-is.
+    """
+
+    Config: ClassVar[type[StrictConfig] | None] = None
+    #: Whether ``query`` results carry a global ``position`` (resumable consumers).
+    has_positions: ClassVar[bool] = False
+
+    def __init__(
+        self, event_broker: EventBroker | None = None, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
+        self.event_broker = event_broker
+        self.max_event_bytes = max_event_bytes
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], event_broker: EventBroker | None = None
+    ) -> TrackerStore:
+        """Create the store from its endpoints.yml section (without ``type``)."""
+        if cls.Config is None:
+            return cls(event_broker=event_broker, **config)
+        from eventstore.config import parse_config
+
+        settings = parse_config(cls.Config, config, "tracker_store")
+        return cls.from_settings(settings, event_broker)
+
+    @classmethod
+    def from_settings(cls, settings: Any, event_broker: EventBroker | None = None) -> TrackerStore:
+        """Create the store from a validated ``Config`` instance."""
+        raise NotImplementedError(f"{cls.__name__} must implement from_settings")
+
+    # -- primitives every backend implements ---------------------------------------
+    @abstractmethod
+    def _append(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Store ``events`` at seqs version+1.. atomically and return them as stored.
+
+        With ``expected_version``, a log at another version raises ``ConcurrencyError`` and
+        stores nothing; without it, the events go after whatever the log holds.
+        """
+
+    @abstractmethod
+    def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """The events of the conversation with seq > ``after``, in seq order."""
+
+    @abstractmethod
+    def version(self, sender_id: str) -> int:
+        """The seq of the conversation's last event, 0 when there is none."""
+
+    @abstractmethod
+    def _session_start(self, sender_id: str) -> int:
+        """The seq of the last ``session_started`` event, 0 when there is none."""
+
+    @abstractmethod
+    def keys(self) -> Iterator[str]:
+        """Every conversation id that has at least one event."""
+
+    @abstractmethod
+    def delete(self, sender_id: str) -> int:
+        """Remove the whole conversation; return the number of events removed."""
+
+    @abstractmethod
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """Stored events matching ``query``: by position (or by conversation, then seq)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store is unusable afterwards."""
+
+    # -- built on the primitives ----------------------------------------------------
+    def append(
+        self,
+        sender_id: str,
+        events: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> int:
+        """Validate and store ``events`` atomically, publish them, and return the new version.
+
+        A bad event raises ``EventValidationError``; a stale ``expected_version`` raises
+        ``ConcurrencyError``; either way nothing is stored.
+        """
+        validate_sender_id(sender_id)
+        checked = validate_events(events, self.max_event_bytes)
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            from eventstore.errors import EventValidationError
+
+            raise EventValidationError(
+                f"expected_version must be a non-negative integer, got {expected_version!r}",
+                field="expected_version",
+            )
+        if not checked:
+            current = self.version(sender_id)
+            if expected_version is not None and expected_version != current:
+                from eventstore.errors import ConcurrencyError
+
+                raise ConcurrencyError(sender_id, expected_version, current)
+            return current
+        stored = self._append(sender_id, checked, expected_version)
+        self._publish(stored)
+        return stored[-1].seq
+
+    def _publish(self, stored: list[StoredEvent]) -> None:
+        """Hand freshly stored events to the broker; a broker failure never fails the append."""
+        if self.event_broker is None or not stored:
+            return
+        try:
+            self.event_broker.publish_many([e.as_message() for e in stored])
+        except Exception:  # the events are stored; the broker's own buffer retries
+            logger.exception("publishing %d stored events failed", len(stored))
+
+    def read_all(self, sender_id: str) -> list[dict[str, Any]]:
+        """Every event of the conversation, in order."""
+        return self.read(sender_id, 0)
+
+    def exists(self, sender_id: str) -> bool:
+        """Whether the conversation has any stored event."""
+        return self.version(sender_id) > 0
+
+    def retrieve(self, sender_id: str) -> Tracker | None:
+        """The current session: events from the last ``session_started`` on (all if none)."""
+        start = self._session_start(sender_id)
+        after = max(start - 1, 0)
+        events = self.read(sender_id, after)
+        if not events:
+            return None
+        return Tracker.from_events(sender_id, events, version=after + len(events))
+
+    def retrieve_full_tracker(self, sender_id: str) -> Tracker | None:
+        """Every session of the conversation."""
+        events = self.read(sender_id, 0)
+        if not events:
+            return None
+        return Tracker.from_events(sender_id, events, version=len(events))
+
+    def save(self, tracker: Tracker) -> int:
+        """Append the tracker's unsaved events, checked against the version it was loaded at."""
+        new = tracker.unsaved_events
+        if not new:
+            return tracker.version
+        version = self.append(tracker.sender_id, new, expected_version=tracker.version)
+        tracker.mark_saved(version)
+        return version
+
+    def get_or_create_tracker(self, sender_id: str, append_action_listen: bool = True) -> Tracker:
+        """The current session, or a new conversation (stored at once, as Rasa does)."""
+        tracker = self.retrieve(sender_id)
+        if tracker is not None:
+            return tracker
+        validate_sender_id(sender_id)
+        tracker = Tracker(sender_id)
+        if append_action_listen:
+            tracker.update({"event": "action", "name": "action_listen"})
+            self.save(tracker)
+        return tracker
+
+    def __enter__(self) -> TrackerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

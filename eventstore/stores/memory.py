@@ -1,0 +1,93 @@
+"""In-memory store: the default, a dict of per-conversation event lists in this process.
+
+Features: the full store contract, global positions, thread-safe appends.
+Options: none. History is lost when the process exits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from eventstore.config import StrictConfig
+from eventstore.errors import ConcurrencyError
+from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+
+
+class InMemoryConfig(StrictConfig):
+    """``type: in_memory`` takes no options."""
+
+
+class InMemoryTrackerStore(TrackerStore):
+    """Conversations kept in a dict ``sender_id -> [StoredEvent]``, guarded by one lock."""
+
+    Config: ClassVar[type[StrictConfig] | None] = InMemoryConfig
+    has_positions: ClassVar[bool] = True
+
+    def __init__(self, event_broker: Any = None, **kwargs: Any) -> None:
+        super().__init__(event_broker, **kwargs)
+        self._logs: dict[str, list[StoredEvent]] = {}
+        self._session_starts: dict[str, int] = {}
+        self._position = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any, event_broker: Any = None) -> InMemoryTrackerStore:
+        return cls(event_broker=event_broker)
+
+    def _append(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        with self._lock:
+            log = self._logs.setdefault(sender_id, [])
+            current = len(log)
+            if expected_version is not None and expected_version != current:
+                if not log:
+                    del self._logs[sender_id]
+                raise ConcurrencyError(sender_id, expected_version, current)
+            stored = []
+            for offset, event in enumerate(events, start=1):
+                self._position += 1
+                stored.append(StoredEvent(sender_id, current + offset, event, self._position))
+                if event.get("event") == "session_started":
+                    self._session_starts[sender_id] = current + offset
+            log.extend(stored)
+            return stored
+
+    def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            log = self._logs.get(sender_id, ())
+            return [e.data for e in log[max(after, 0) :]]
+
+    def version(self, sender_id: str) -> int:
+        return len(self._logs.get(sender_id, ()))
+
+    def _session_start(self, sender_id: str) -> int:
+        return self._session_starts.get(sender_id, 0)
+
+    def keys(self) -> Iterator[str]:
+        with self._lock:
+            ids = list(self._logs)
+        return iter(ids)
+
+    def delete(self, sender_id: str) -> int:
+        with self._lock:
+            self._session_starts.pop(sender_id, None)
+            return len(self._logs.pop(sender_id, ()))
+
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        with self._lock:
+            if query.sender_id is not None:
+                candidates = list(self._logs.get(query.sender_id, ()))
+            else:
+                candidates = sorted(
+                    (e for log in self._logs.values() for e in log), key=lambda e: e.position or 0
+                )
+        count = 0
+        for event in candidates:
+            if query.limit is not None and count >= query.limit:
+                return
+            if query.matches(event):
+                count += 1
+                yield event

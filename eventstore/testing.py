@@ -1,0 +1,381 @@
+"""The store contract suite, shipped so that any backend (a custom one too) can run it.
+
+Subclass ``TrackerStoreContract`` in a test module and provide a ``store`` fixture::
+
+    class TestMyStore(TrackerStoreContract):
+        @pytest.fixture
+        def store(self):
+            s = MyStore(...)
+            yield s
+            s.close()
+
+Tests use fresh random conversation ids, so the store may hold other data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from eventstore.errors import ConcurrencyError, EventValidationError
+from eventstore.stores.base import EventQuery, TrackerStore
+from eventstore.tracker import Tracker
+
+
+def new_id(prefix: str = "c") -> str:
+    """A conversation id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def user(text: str, intent: str = "greet", ts: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A Rasa ``user`` event."""
+    event: dict[str, Any] = {
+        "event": "user",
+        "text": text,
+        "parse_data": {
+            "intent": {"name": intent, "confidence": 0.9},
+            "entities": [],
+            "text": text,
+        },
+        "input_channel": "rest",
+        "message_id": uuid.uuid4().hex,
+        "metadata": {},
+        **extra,
+    }
+    if ts is not None:
+        event["timestamp"] = ts
+    return event
+
+
+def action(name: str, ts: float | None = None) -> dict[str, Any]:
+    """A Rasa ``action`` event."""
+    event: dict[str, Any] = {"event": "action", "name": name, "policy": "p", "confidence": 1.0}
+    if ts is not None:
+        event["timestamp"] = ts
+    return event
+
+
+def bot(text: str) -> dict[str, Any]:
+    """A Rasa ``bot`` event."""
+    return {"event": "bot", "text": text, "data": {}, "metadata": {}}
+
+
+def session_start(ts: float | None = None) -> list[dict[str, Any]]:
+    """The events Rasa logs when a session starts."""
+    stamp = {"timestamp": ts} if ts is not None else {}
+    return [
+        {"event": "action", "name": "action_session_start", **stamp},
+        {"event": "session_started", **stamp},
+        {"event": "action", "name": "action_listen", **stamp},
+    ]
+
+
+def turn(i: int) -> list[dict[str, Any]]:
+    """One bot turn: user message, action, bot utterance, listen."""
+    return [user(f"message {i}"), action("utter_greet"), bot(f"reply {i}"), action("action_listen")]
+
+
+def seqs(store: TrackerStore, sender_id: str) -> list[int]:
+    """The stored seqs of a conversation, in order."""
+    return [e.seq for e in store.query(EventQuery(sender_id=sender_id))]
+
+
+class TrackerStoreContract:
+    """Behaviour every tracker store must show. Provide a ``store`` fixture."""
+
+    #: Threads racing on one conversation in the concurrency tests.
+    writers = 8
+    appends_per_writer = 5
+
+    @pytest.fixture
+    def store(self) -> TrackerStore:
+        raise NotImplementedError("provide a 'store' fixture")
+
+    # -- append and read -----------------------------------------------------------
+    def test_append_returns_new_version_and_reads_back(self, store: TrackerStore) -> None:
+        sid = new_id()
+        assert store.version(sid) == 0
+        assert store.append(sid, turn(1)) == 4
+        assert store.append(sid, [action("action_listen")]) == 5
+        events = store.read(sid)
+        assert [e["event"] for e in events] == ["user", "action", "bot", "action", "action"]
+        assert store.read(sid, after=3) == events[3:]
+        assert seqs(store, sid) == [1, 2, 3, 4, 5]
+        assert store.version(sid) == 5
+
+    def test_events_round_trip_every_key(self, store: TrackerStore) -> None:
+        sid = new_id()
+        event = user('grüße 👋 "quoted" \\ \u2028', ts=1700000001.123456789)
+        event["metadata"] = {"model_id": "m", "nested": {"list": [1, 2.5, None, True]}}
+        event["custom_extra"] = {"kept": "yes"}
+        odd = {"event": "cancel_reminder", "name": "r1", "intent": "remind", "timestamp": 1.5}
+        store.append(sid, [event, odd])
+        assert store.read(sid) == [event, odd]
+
+    def test_timestamps_keep_full_double_precision(self, store: TrackerStore) -> None:
+        sid = new_id()
+        stamps = [1700000001.123456789, 1700000001.1234567, 1e-7, 2**40 + 0.5]
+        store.append(sid, [action("a", ts=t) for t in stamps])
+        assert [e["timestamp"] for e in store.read(sid)] == stamps
+        assert [e.timestamp for e in store.query(EventQuery(sender_id=sid))] == stamps
+
+    def test_missing_timestamp_is_set_to_now(self, store: TrackerStore) -> None:
+        sid = new_id()
+        before = time.time()
+        store.append(sid, [{"event": "pause"}])
+        stamp = store.read(sid)[0]["timestamp"]
+        assert before <= stamp <= time.time() + 1
+
+    def test_multi_event_append_is_all_or_nothing(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(1))
+        with pytest.raises(EventValidationError) as info:
+            store.append(sid, [action("ok"), action("ok2"), {"event": "slot", "value": 1}])
+        assert info.value.index == 2
+        assert info.value.field == "name"
+        assert store.version(sid) == 4
+        assert len(store.read(sid)) == 4
+
+    # -- optimistic concurrency ----------------------------------------------------
+    def test_stale_expected_version_raises_and_stores_nothing(self, store: TrackerStore) -> None:
+        sid = new_id()
+        assert store.append(sid, turn(1), expected_version=0) == 4
+        with pytest.raises(ConcurrencyError) as info:
+            store.append(sid, turn(2), expected_version=2)
+        assert info.value.expected == 2
+        with pytest.raises(ConcurrencyError):
+            store.append(sid, turn(2), expected_version=0)
+        assert store.version(sid) == 4
+        assert store.append(sid, turn(2), expected_version=4) == 8
+        assert seqs(store, sid) == list(range(1, 9))
+
+    def test_expected_version_on_missing_conversation(self, store: TrackerStore) -> None:
+        sid = new_id()
+        with pytest.raises(ConcurrencyError):
+            store.append(sid, [action("a")], expected_version=3)
+        assert not store.exists(sid)
+        assert sid not in set(store.keys())
+
+    def test_threads_with_retries_leave_no_gap_and_no_duplicate(self, store: TrackerStore) -> None:
+        sid = new_id()
+        conflicts: list[int] = []
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                for i in range(self.appends_per_writer):
+                    while True:
+                        version = store.version(sid)
+                        try:
+                            store.append(sid, [action(f"w{n}-{i}")], expected_version=version)
+                            break
+                        except ConcurrencyError:
+                            conflicts.append(n)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(self.writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        total = self.writers * self.appends_per_writer
+        assert seqs(store, sid) == list(range(1, total + 1))
+        names = sorted(e["name"] for e in store.read(sid))
+        expected = sorted(
+            f"w{n}-{i}" for n in range(self.writers) for i in range(self.appends_per_writer)
+        )
+        assert names == expected
+
+    def test_unversioned_appends_from_threads_all_land(self, store: TrackerStore) -> None:
+        sid = new_id()
+
+        def writer(n: int) -> None:
+            for i in range(self.appends_per_writer):
+                store.append(sid, [action(f"w{n}-{i}"), action(f"w{n}-{i}-b")])
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(self.writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        total = self.writers * self.appends_per_writer * 2
+        assert seqs(store, sid) == list(range(1, total + 1))
+        events = store.read(sid)
+        # each append's two events stay adjacent
+        for first, second in zip(events[::2], events[1::2], strict=True):
+            assert second["name"] == first["name"] + "-b"
+
+    # -- trackers ------------------------------------------------------------------
+    def test_retrieve_returns_current_session_and_full_tracker_all(
+        self, store: TrackerStore
+    ) -> None:
+        sid = new_id()
+        for s in range(3):
+            store.append(sid, session_start() + turn(s))
+        full = store.retrieve_full_tracker(sid)
+        assert full is not None
+        assert len(full.events) == 21
+        assert full.version == 21
+        current = store.retrieve(sid)
+        assert current is not None
+        assert [e["event"] for e in current.events] == [
+            "session_started",
+            "action",
+            "user",
+            "action",
+            "bot",
+            "action",
+        ]
+        assert current.events[2]["text"] == "message 2"
+        assert current.version == 21
+        assert store.retrieve(new_id()) is None
+        assert store.retrieve_full_tracker(new_id()) is None
+
+    def test_save_appends_only_unsaved_events(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, session_start() + turn(0))
+        tracker = store.retrieve(sid)
+        assert tracker is not None
+        tracker.update_with_events(turn(1))
+        assert store.save(tracker) == 11
+        assert tracker.version == 11
+        assert tracker.unsaved_events == []
+        assert store.save(tracker) == 11  # nothing new: nothing written
+        assert len(store.read(sid)) == 11
+        assert [e.get("text") for e in store.read(sid)[-4:]] == ["message 1", None, "reply 1", None]
+
+    def test_save_of_a_stale_tracker_conflicts(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(0))
+        first = store.retrieve(sid)
+        second = store.retrieve(sid)
+        assert first is not None and second is not None
+        first.update(action("from_first"))
+        second.update(action("from_second"))
+        store.save(first)
+        with pytest.raises(ConcurrencyError):
+            store.save(second)
+        assert [e["name"] for e in store.read(sid)[4:]] == ["from_first"]
+
+    def test_get_or_create_tracker(self, store: TrackerStore) -> None:
+        sid = new_id()
+        tracker = store.get_or_create_tracker(sid)
+        assert [e["name"] for e in tracker.events] == ["action_listen"]
+        assert store.version(sid) == 1
+        again = store.get_or_create_tracker(sid)
+        assert again.version == 1
+        assert len(store.read(sid)) == 1
+
+    def test_fresh_tracker_from_new_conversation_saves(self, store: TrackerStore) -> None:
+        sid = new_id()
+        tracker = Tracker(sid)
+        tracker.update_with_events(turn(0))
+        assert store.save(tracker) == 4
+        assert store.read(sid) == tracker.events
+
+    # -- keys, exists, delete ------------------------------------------------------
+    def test_keys_exists_and_delete(self, store: TrackerStore) -> None:
+        a, b = new_id(), new_id()
+        store.append(a, turn(0))
+        store.append(b, turn(0) + turn(1))
+        keys = set(store.keys())
+        assert {a, b} <= keys
+        assert store.exists(a) and store.exists(b)
+        assert store.delete(b) == 8
+        assert not store.exists(b)
+        assert b not in set(store.keys())
+        assert store.read(b) == []
+        assert store.retrieve(b) is None
+        assert store.delete(b) == 0
+        assert store.append(b, [action("again")]) == 1  # a deleted conversation restarts at 1
+        assert store.read(a) != []
+
+    # -- query ---------------------------------------------------------------------
+    def test_query_filters(self, store: TrackerStore) -> None:
+        a, b = new_id(), new_id()
+        tag = uuid.uuid4().hex[:8]
+        store.append(a, [user("x", intent=f"buy_{tag}", ts=100.0), action(f"act_{tag}", ts=200.0)])
+        store.append(b, [user("y", intent=f"buy_{tag}", ts=300.0), bot("z")])
+        store.append(a, [user("w", intent=f"sell_{tag}", ts=400.0)])
+
+        by_intent = list(store.query(EventQuery(intent=f"buy_{tag}")))
+        assert [(e.sender_id, e.seq) for e in by_intent] == [(a, 1), (b, 1)]
+        assert all(e.type_name == "user" for e in by_intent)
+
+        by_action = list(store.query(EventQuery(action=f"act_{tag}")))
+        assert [(e.sender_id, e.seq) for e in by_action] == [(a, 2)]
+
+        of_a = list(store.query(EventQuery(sender_id=a)))
+        assert [e.seq for e in of_a] == [1, 2, 3]
+        assert [e.data["timestamp"] for e in of_a] == [100.0, 200.0, 400.0]
+
+        typed = list(store.query(EventQuery(sender_id=a, type_name="user")))
+        assert [e.seq for e in typed] == [1, 3]
+
+        window = list(store.query(EventQuery(sender_id=a, since=150.0, until=400.0)))
+        assert [e.seq for e in window] == [2, 3]
+
+        limited = list(store.query(EventQuery(sender_id=a, limit=2)))
+        assert [e.seq for e in limited] == [1, 2]
+
+        message = of_a[0].as_message()
+        assert message["sender_id"] == a and message["seq"] == 1 and message["event"] == "user"
+
+    def test_query_positions_resume(self, store: TrackerStore) -> None:
+        if not store.has_positions:
+            pytest.skip(f"{type(store).__name__} keeps no global position")
+        a, b = new_id(), new_id()
+        tag = uuid.uuid4().hex[:8]
+        store.append(a, [user("1", intent=tag)])
+        store.append(b, [user("2", intent=tag)])
+        store.append(a, [user("3", intent=tag)])
+        events = list(store.query(EventQuery(intent=tag)))
+        positions = [e.position or 0 for e in events]
+        assert [e.data["text"] for e in events] == ["1", "2", "3"]
+        assert all(e.position is not None for e in events)
+        assert positions == sorted(positions) and len(set(positions)) == 3
+        rest = list(store.query(EventQuery(intent=tag, after_position=positions[0])))
+        assert [e.data["text"] for e in rest] == ["2", "3"]
+
+    # -- bad input -----------------------------------------------------------------
+    @pytest.mark.parametrize(
+        ("events", "field"),
+        [
+            ([{"event": "no_such_type"}], "event"),
+            ([{"text": "no type"}], "event"),
+            ([{"event": "slot", "name": 5, "value": 1}], "name"),
+            ([{"event": "action", "name": "a", "confidence": "high"}], "confidence"),
+            ([{"event": "user", "text": "hi", "timestamp": "yesterday"}], "timestamp"),
+            (["not a dict"], None),
+            ([{"event": "bot", "text": "x" * (10 * 1024 * 1024)}], "text"),
+        ],
+    )
+    def test_bad_events_are_refused_and_nothing_is_stored(
+        self, store: TrackerStore, events: list[Any], field: str | None
+    ) -> None:
+        sid = new_id()
+        store.append(sid, turn(0))
+        with pytest.raises(EventValidationError) as info:
+            store.append(sid, [action("fine"), *events])
+        assert info.value.index == 1
+        assert info.value.field == field
+        assert store.version(sid) == 4
+        assert len(store.read(sid)) == 4
+
+    @pytest.mark.parametrize("sender_id", ["", "x" * 1000, None, 42, "a\x00b"])
+    def test_bad_sender_ids_are_refused(self, store: TrackerStore, sender_id: Any) -> None:
+        with pytest.raises(EventValidationError) as info:
+            store.append(sender_id, [action("a")])
+        assert info.value.field == "sender_id"
+
+    def test_a_non_list_body_is_refused(self, store: TrackerStore) -> None:
+        with pytest.raises(EventValidationError):
+            store.append(new_id(), "user")  # type: ignore[arg-type]
+        with pytest.raises(EventValidationError):
+            store.append(new_id(), 17)  # type: ignore[arg-type]

@@ -1,0 +1,17 @@
+"""The store contract on the in-memory default store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore.stores.memory import InMemoryTrackerStore
+from eventstore.testing import TrackerStoreContract
+
+
+class TestInMemoryStore(TrackerStoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[InMemoryTrackerStore]:
+        with InMemoryTrackerStore() as store:
+            yield store
