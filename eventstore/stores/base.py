@@ -153,6 +153,27 @@ class TrackerStore(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store is unusable afterwards."""
 
+    # -- the outbox: stored-but-unpublished events ---------------------------------
+    #: Backends that keep a durable outbox set this; ``_append`` then records each stored
+    #: event there in the same atomic write whenever ``uses_outbox`` is true.
+    supports_outbox: ClassVar[bool] = False
+
+    @property
+    def uses_outbox(self) -> bool:
+        """Whether appends record events in the outbox (a broker is attached)."""
+        return self.event_broker is not None and self.supports_outbox
+
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        """Up to ``limit`` stored events not yet confirmed by the broker, oldest first.
+
+        Per conversation they come in seq order. Backends with ``supports_outbox`` override.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no outbox")
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+        """Remove events the broker has confirmed from the outbox."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no outbox")
+
     # -- built on the primitives ----------------------------------------------------
     def append(
         self,

@@ -7,7 +7,7 @@ Options: none. History is lost when the process exits.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from eventstore.config import StrictConfig
@@ -24,6 +24,7 @@ class InMemoryTrackerStore(TrackerStore):
 
     Config: ClassVar[type[StrictConfig] | None] = InMemoryConfig
     has_positions: ClassVar[bool] = True
+    supports_outbox: ClassVar[bool] = True
 
     def __init__(self, event_broker: Any = None, **kwargs: Any) -> None:
         super().__init__(event_broker, **kwargs)
@@ -31,6 +32,7 @@ class InMemoryTrackerStore(TrackerStore):
         self._session_starts: dict[str, int] = {}
         self._position = 0
         self._lock = threading.Lock()
+        self._outbox: dict[tuple[str, int], StoredEvent] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, event_broker: Any = None) -> InMemoryTrackerStore:
@@ -53,6 +55,8 @@ class InMemoryTrackerStore(TrackerStore):
                 if event.get("event") == "session_started":
                     self._session_starts[sender_id] = current + offset
             log.extend(stored)
+            if self.uses_outbox:
+                self._outbox.update(((e.sender_id, e.seq), e) for e in stored)
             return stored
 
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
@@ -91,3 +95,13 @@ class InMemoryTrackerStore(TrackerStore):
             if query.matches(event):
                 count += 1
                 yield event
+
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        with self._lock:
+            pending = sorted(self._outbox.values(), key=lambda e: e.position or 0)
+        return pending[:limit]
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+        with self._lock:
+            for event in events:
+                self._outbox.pop((event.sender_id, event.seq), None)
