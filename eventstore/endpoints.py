@@ -18,6 +18,7 @@ import yaml
 from eventstore.errors import ConfigError
 
 _ENV_PATTERN = re.compile(r"\$\{([^}^{]+)\}")
+_HAS_ENV = re.compile(r".*\$\{[^}^{]+\}.*")  # resolvers match from the start of the scalar
 
 
 class _EnvLoader(yaml.SafeLoader):
@@ -36,7 +37,7 @@ def _expand(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     return _ENV_PATTERN.sub(substitute, value)
 
 
-_EnvLoader.add_implicit_resolver("!env_var", _ENV_PATTERN, None)
+_EnvLoader.add_implicit_resolver("!env_var", _HAS_ENV, None)
 _EnvLoader.add_constructor("!env_var", _expand)
 
 
