@@ -210,6 +210,54 @@ class TrackerStore(ABC):
         self._publish(stored)
         return stored[-1].seq
 
+    def replace(
+        self,
+        sender_id: str,
+        events: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> int:
+        """Replace the conversation's whole log with ``events`` (seqs restart at 1).
+
+        Validated like ``append``; a stale ``expected_version`` raises ``ConcurrencyError``
+        and changes nothing. The new events are published. Returns the new version.
+        """
+        validate_sender_id(sender_id)
+        checked = validate_events(events, self.max_event_bytes)
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            from eventstore.errors import EventValidationError
+
+            raise EventValidationError(
+                f"expected_version must be a non-negative integer, got {expected_version!r}",
+                field="expected_version",
+            )
+        stored = self._replace(sender_id, checked, expected_version)
+        self._publish(stored)
+        return stored[-1].seq if stored else 0
+
+    def _replace(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Delete the log and store ``events`` from seq 1; backends override to be atomic.
+
+        This default checks the version, deletes, then appends at version 0: a writer that
+        slips in between makes the append raise ``ConcurrencyError`` after the delete.
+        Backends with transactions (or a lock) override it to do all of it in one step.
+        """
+        if expected_version is not None:
+            current = self.version(sender_id)
+            if current != expected_version:
+                from eventstore.errors import ConcurrencyError
+
+                raise ConcurrencyError(sender_id, expected_version, current)
+        self.delete(sender_id)
+        if not events:
+            return []
+        return self._append(sender_id, events, 0)
+
     def _publish(self, stored: list[StoredEvent]) -> None:
         """Hand freshly stored events to the broker; a broker failure never fails the append."""
         if self.event_broker is None or not stored:

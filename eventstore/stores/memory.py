@@ -59,6 +59,28 @@ class InMemoryTrackerStore(TrackerStore):
                 self._outbox.update(((e.sender_id, e.seq), e) for e in stored)
             return stored
 
+    def _replace(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Check, drop and store under the one lock: no other thread sees a half-replaced log."""
+        with self._lock:
+            current = len(self._logs.get(sender_id, ()))
+            if expected_version is not None and expected_version != current:
+                raise ConcurrencyError(sender_id, expected_version, current)
+            self._logs.pop(sender_id, None)
+            self._session_starts.pop(sender_id, None)
+            stored = []
+            for seq, event in enumerate(events, start=1):
+                self._position += 1
+                stored.append(StoredEvent(sender_id, seq, event, self._position))
+                if event.get("event") == "session_started":
+                    self._session_starts[sender_id] = seq
+            if stored:
+                self._logs[sender_id] = stored
+            if self.uses_outbox:
+                self._outbox.update(((e.sender_id, e.seq), e) for e in stored)
+            return stored
+
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
         with self._lock:
             log = self._logs.get(sender_id, ())
