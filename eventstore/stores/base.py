@@ -188,17 +188,7 @@ class TrackerStore(ABC):
         """
         validate_sender_id(sender_id)
         checked = validate_events(events, self.max_event_bytes)
-        if expected_version is not None and (
-            isinstance(expected_version, bool)
-            or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            from eventstore.errors import EventValidationError
-
-            raise EventValidationError(
-                f"expected_version must be a non-negative integer, got {expected_version!r}",
-                field="expected_version",
-            )
+        _check_expected_version(expected_version)
         if not checked:
             current = self.version(sender_id)
             if expected_version is not None and expected_version != current:
@@ -223,17 +213,7 @@ class TrackerStore(ABC):
         """
         validate_sender_id(sender_id)
         checked = validate_events(events, self.max_event_bytes)
-        if expected_version is not None and (
-            isinstance(expected_version, bool)
-            or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            from eventstore.errors import EventValidationError
-
-            raise EventValidationError(
-                f"expected_version must be a non-negative integer, got {expected_version!r}",
-                field="expected_version",
-            )
+        _check_expected_version(expected_version)
         stored = self._replace(sender_id, checked, expected_version)
         self._publish(stored)
         return stored[-1].seq if stored else 0
@@ -317,3 +297,18 @@ class TrackerStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_expected_version(expected_version: Any) -> None:
+    """Refuse an ``expected_version`` that is not a non-negative integer."""
+    if expected_version is not None and (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or expected_version < 0
+    ):
+        from eventstore.errors import EventValidationError
+
+        raise EventValidationError(
+            f"expected_version must be a non-negative integer, got {expected_version!r}",
+            field="expected_version",
+        )
