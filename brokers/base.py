@@ -1,12 +1,40 @@
-"""The event broker contract: publish message bodies, in the order given."""
+"""The event broker contract: publish message bodies, in the order given.
+
+A message is the JSON body of one stored event (``StoredEvent.as_message()``)::
+
+    {"sender_id": "alice", "event": "user", "timestamp": ..., ..., "seq": 7, "position": 412}
+
+Rasa's body (``{"sender_id", **event}``) plus ``seq`` (1, 2, 3 ... per conversation) and
+``position`` (global, where the store has one), so consumers can deduplicate by
+``(sender_id, seq)`` and resume. Brokers never reorder what one call hands them.
+"""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from eventstore.config import StrictConfig
+from eventstore.errors import BrokerError
+
+
+class PublishError(BrokerError):
+    """``publish_many`` failed part-way: the first ``confirmed`` messages were accepted.
+
+    The outbox relay acknowledges exactly those and publishes the rest again, so a failure
+    in the middle of a batch republishes as little as possible.
+    """
+
+    def __init__(self, message: str, confirmed: int = 0) -> None:
+        self.confirmed = confirmed
+        super().__init__(message)
+
+
+def encode_message(message: Mapping[str, Any]) -> bytes:
+    """The UTF-8 JSON bytes of a message body, as every broker sends it."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class EventBroker(ABC):
@@ -14,6 +42,13 @@ class EventBroker(ABC):
 
     A message is the JSON body of one stored event: ``{"sender_id", **event, "seq",
     "position"?}``. Subclasses set ``Config`` to be created from endpoints.yml.
+
+    Contract: ``publish``/``publish_many`` return once the broker accepted the messages
+    (or raise ``BrokerError``; ``PublishError.confirmed`` tells how many leading messages
+    were accepted); ``flush`` waits until everything accepted is confirmed durable by the
+    broker and raises ``BrokerError`` if some of it was not. A broker is used from one
+    thread at a time (the relay's); it connects lazily and reconnects on the next call
+    after a failure.
     """
 
     Config: ClassVar[type[StrictConfig] | None] = None
@@ -37,9 +72,17 @@ class EventBroker(ABC):
         """Publish one message; raise ``BrokerError`` if it was not accepted."""
 
     def publish_many(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Publish several messages in order (brokers may batch them)."""
-        for message in messages:
-            self.publish(message)
+        """Publish several messages in order (brokers may batch them).
+
+        On a failure, raise ``PublishError`` with the number of leading messages accepted.
+        """
+        for done, message in enumerate(messages):
+            try:
+                self.publish(message)
+            except PublishError:
+                raise
+            except BrokerError as exc:
+                raise PublishError(str(exc), confirmed=done) from exc
 
     def flush(self, timeout: float | None = None) -> None:  # noqa: B027 - optional hook
         """Wait until every message published so far is confirmed by the broker."""
@@ -50,3 +93,9 @@ class EventBroker(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release connections."""
+
+    def __enter__(self) -> EventBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

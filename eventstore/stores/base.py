@@ -9,6 +9,7 @@ the event broker, only after they are durably stored.
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from eventstore.tracker import Tracker
 if TYPE_CHECKING:
     from brokers.base import EventBroker
     from eventstore.config import StrictConfig
+    from eventstore.relay import OutboxRelay
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ class TrackerStore(ABC):
     ) -> None:
         self.event_broker = event_broker
         self.max_event_bytes = max_event_bytes
+        self._relay: OutboxRelay | None = None
+        self._relay_lock = threading.Lock()
 
     @classmethod
     def from_config(
@@ -104,11 +108,17 @@ class TrackerStore(ABC):
     ) -> TrackerStore:
         """Create the store from its endpoints.yml section (without ``type``)."""
         if cls.Config is None:
-            return cls(event_broker=event_broker, **config)
+            custom = cls(event_broker=event_broker, **config)
+            if event_broker is not None:
+                custom.start_relay()
+            return custom
         from eventstore.config import parse_config
 
         settings = parse_config(cls.Config, config, "tracker_store")
-        return cls.from_settings(settings, event_broker)
+        store = cls.from_settings(settings, event_broker)
+        if event_broker is not None:  # publish what an earlier process stored and left
+            store.start_relay()
+        return store
 
     @classmethod
     def from_settings(cls, settings: Any, event_broker: EventBroker | None = None) -> TrackerStore:
@@ -150,8 +160,14 @@ class TrackerStore(ABC):
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Stored events matching ``query``: by position (or by conversation, then seq)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections; the store is unusable afterwards."""
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards.
+
+        Stops the outbox relay first (publishing what is pending for a few seconds).
+        Backends that override ``close`` call ``super().close()`` before closing their
+        own connections.
+        """
+        self.stop_relay()
 
     # -- the outbox: stored-but-unpublished events ---------------------------------
     #: Backends that keep a durable outbox set this; ``_append`` then records each stored
@@ -239,13 +255,61 @@ class TrackerStore(ABC):
         return self._append(sender_id, events, 0)
 
     def _publish(self, stored: list[StoredEvent]) -> None:
-        """Hand freshly stored events to the broker; a broker failure never fails the append."""
+        """Wake the relay that publishes freshly stored events; never fails the append.
+
+        With an outbox the events are already recorded there (same atomic write); without
+        one they go to the relay's in-process buffer, lost if the process exits first.
+        """
         if self.event_broker is None or not stored:
             return
         try:
-            self.event_broker.publish_many([e.as_message() for e in stored])
-        except Exception:  # the events are stored; the broker's own buffer retries
-            logger.exception("publishing %d stored events failed", len(stored))
+            relay = self.start_relay()
+            if relay is None:
+                return
+            if not self.uses_outbox:
+                from eventstore.relay import BufferOutbox
+
+                if isinstance(relay.outbox, BufferOutbox):
+                    relay.outbox.add(stored)
+            relay.notify()
+        except Exception:  # the events are stored; the relay or `eventstore relay` retries
+            logger.exception("handing %d stored events to the event relay failed", len(stored))
+
+    @property
+    def relay(self) -> OutboxRelay | None:
+        """The relay publishing this store's events (None before it starts, or no broker)."""
+        return getattr(self, "_relay", None)
+
+    def start_relay(self, **options: Any) -> OutboxRelay | None:
+        """Start (once) the background relay from the outbox to the broker.
+
+        Called when the store is created from config with a broker and on the first append;
+        ``options`` go to ``OutboxRelay`` (poll_interval, batch_size, backoff...).
+        """
+        if self.event_broker is None:
+            return None
+        from eventstore.relay import BufferOutbox, OutboxRelay
+
+        if getattr(self, "_relay_lock", None) is None:  # a subclass skipped our __init__
+            self._relay_lock = threading.Lock()
+            self._relay = None
+        with self._relay_lock:
+            if self._relay is None:
+                outbox = self if self.uses_outbox else BufferOutbox()
+                self._relay = OutboxRelay(outbox, self.event_broker, **options)
+            if not self._relay.running:
+                self._relay.start()
+            return self._relay
+
+    def stop_relay(self, drain_timeout: float = 5.0) -> bool:
+        """Stop the relay after publishing pending events for up to ``drain_timeout`` s.
+
+        Returns True when nothing was left unpublished (also when no relay ran).
+        """
+        relay = self.relay
+        if relay is None:
+            return True
+        return relay.stop(drain_timeout)
 
     def read_all(self, sender_id: str) -> list[dict[str, Any]]:
         """Every event of the conversation, in order."""

@@ -1,0 +1,292 @@
+"""The outbox relay: publishes stored-but-unpublished events, in order, until confirmed.
+
+A store with an outbox records every appended event there in the same atomic write as
+the event itself. The relay reads the outbox oldest first, publishes a batch, waits for
+the broker to confirm it (``flush``), and only then removes it from the outbox
+(``outbox_ack``). A broker that is down or slow only delays publishing: appends never
+wait for the relay, and nothing is acknowledged that the broker did not confirm.
+
+At-least-once: an event the broker confirmed is published again only if the process
+dies (or the store fails) between the confirm and the ack. Consumers deduplicate by
+``(sender_id, seq)``.
+
+Stores without an outbox get a ``BufferOutbox`` (memory of this process): the same
+ordering and retries, but what is not yet published when the process exits is lost.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from eventstore.errors import EventStoreError
+
+if TYPE_CHECKING:
+    from brokers.base import EventBroker
+    from eventstore.stores.base import StoredEvent
+
+logger = logging.getLogger(__name__)
+
+_live_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
+class Outbox(Protocol):
+    """What the relay reads from: a store with ``supports_outbox``, or a ``BufferOutbox``."""
+
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]: ...
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None: ...
+
+
+class BufferOutbox:
+    """An in-process outbox for stores that keep none: lost when the process exits.
+
+    Holds at most ``max_events``; beyond that new events are dropped with an error in the
+    log (a broker down for that long needs a store with a durable outbox).
+    """
+
+    def __init__(self, max_events: int = 1_000_000) -> None:
+        self.max_events = max_events
+        self.dropped = 0
+        self._events: collections.deque[StoredEvent] = collections.deque()
+        self._lock = threading.Lock()
+
+    def add(self, events: Sequence[StoredEvent]) -> None:
+        """Queue freshly stored events for publishing."""
+        with self._lock:
+            if len(self._events) + len(events) > self.max_events:
+                self.dropped += len(events)
+                logger.error(
+                    "event broker buffer full (%d events): %d stored events will not be "
+                    "published; use a store with a durable outbox",
+                    len(self._events),
+                    len(events),
+                )
+                return
+            self._events.extend(events)
+
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        with self._lock:
+            return [self._events[i] for i in range(min(limit, len(self._events)))]
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+        done = {(e.sender_id, e.seq) for e in events}
+        with self._lock:
+            while self._events and (self._events[0].sender_id, self._events[0].seq) in done:
+                self._events.popleft()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+class OutboxRelay:
+    """Moves events from an outbox to a broker: publish, confirm, then acknowledge.
+
+    ``start()`` runs it in a daemon thread that wakes on ``notify()`` (each append) and
+    every ``poll_interval`` seconds (to pick up what other processes stored). While the
+    broker fails it retries with exponential backoff from ``min_backoff`` to
+    ``max_backoff`` seconds. ``drain()`` publishes everything pending in the caller's
+    thread; ``stop(drain_timeout)`` drains, then ends the thread and closes the broker.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        broker: EventBroker,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        min_backoff: float = 0.05,
+        max_backoff: float = 5.0,
+        flush_timeout: float = 30.0,
+        close_broker: bool = True,
+    ) -> None:
+        self.outbox = outbox
+        self.broker = broker
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.flush_timeout = flush_timeout
+        self.close_broker = close_broker
+        #: events confirmed by the broker and acknowledged, since creation
+        self.published = 0
+        #: failed publishing attempts, since creation
+        self.failures = 0
+        self.last_error: BaseException | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self._lock = threading.Lock()  # one batch at a time: per-conversation order
+        self._thread: threading.Thread | None = None
+        self._outage_logged = False
+
+    # -- one batch -----------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Publish, confirm and acknowledge one batch; return how many events it held.
+
+        Raises ``BrokerError`` (after acknowledging what the broker did confirm) if the
+        broker failed.
+        """
+        from brokers.base import PublishError
+
+        with self._lock:
+            pending = self.outbox.outbox_pending(self.batch_size)
+            if not pending:
+                return 0
+            try:
+                self.broker.publish_many([event.as_message() for event in pending])
+                self.broker.flush(self.flush_timeout)
+            except PublishError as exc:
+                confirmed = pending[: max(0, min(exc.confirmed, len(pending)))]
+                if confirmed:
+                    self.outbox.outbox_ack(confirmed)
+                    self.published += len(confirmed)
+                raise
+            self.outbox.outbox_ack(pending)
+            self.published += len(pending)
+            return len(pending)
+
+    def drain(self, timeout: float | None = None) -> int:
+        """Publish everything pending now, retrying with backoff until ``timeout``.
+
+        Returns the number of events published; raises the last ``BrokerError`` if the
+        outbox could not be emptied in time (None: a single pass, no retry).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        total = 0
+        backoff = self.min_backoff
+        while True:
+            try:
+                done = self.run_once()
+            except Exception as exc:
+                self._failed(exc)
+                if deadline is None or time.monotonic() + backoff > deadline:
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            self._recovered()
+            total += done
+            if done == 0 or (done < self.batch_size and not self.outbox.outbox_pending(1)):
+                return total
+
+    # -- the background thread ------------------------------------------------------------
+    def start(self) -> OutboxRelay:
+        """Run the relay in a daemon thread (no-op when already running)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        self._deadline = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"eventstore-relay-{type(self.broker).__name__}", daemon=True
+        )
+        self._thread.start()
+        _live_relays.add(self)
+        return self
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def notify(self) -> None:
+        """Tell the thread that new events are in the outbox (called after each append)."""
+        self._wake.set()
+
+    def stop(self, drain_timeout: float = 5.0) -> bool:
+        """Publish what is pending for up to ``drain_timeout`` s, then end the thread.
+
+        Returns True when the thread ended with nothing left to publish. The broker is
+        closed from the relay thread (pika connections belong to one thread).
+        """
+        _live_relays.discard(self)
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            if self.close_broker and thread is not None:
+                self._close_broker()
+            return not self.outbox.outbox_pending(1)
+        self._deadline = time.monotonic() + max(drain_timeout, 0.0)
+        self._stop.set()
+        self._wake.set()
+        thread.join(max(drain_timeout, 0.0) + 5.0)
+        if thread.is_alive():
+            logger.warning("event relay did not stop within %.1f s", drain_timeout)
+            return False
+        self._thread = None
+        try:
+            return not self.outbox.outbox_pending(1)
+        except Exception:
+            return False
+
+    def _run(self) -> None:
+        backoff = self.min_backoff
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                if stopping and self._deadline is not None and time.monotonic() >= self._deadline:
+                    return
+                self._wake.clear()  # before reading: an append from now on wakes us again
+                try:
+                    done = self.run_once()
+                except Exception as exc:
+                    self._failed(exc)
+                    delay = backoff
+                    if stopping and self._deadline is not None:
+                        delay = min(delay, max(self._deadline - time.monotonic(), 0.0))
+                        time.sleep(delay)
+                    else:
+                        self._stop.wait(delay)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    continue
+                self._recovered()
+                backoff = self.min_backoff
+                if done == self.batch_size:
+                    continue
+                if stopping:
+                    if done == 0:
+                        return
+                    continue
+                self._wake.wait(self.poll_interval)
+        finally:
+            if self.close_broker:
+                self._close_broker()
+
+    def _close_broker(self) -> None:
+        try:
+            self.broker.close()
+        except Exception:
+            logger.warning("closing the event broker failed", exc_info=True)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.last_error = exc
+        if isinstance(exc, EventStoreError):
+            if not self._outage_logged:
+                logger.warning("event broker unavailable, will retry: %s", exc)
+                self._outage_logged = True
+            else:
+                logger.debug("event broker still unavailable: %s", exc)
+        else:
+            logger.error("event relay failed, will retry", exc_info=exc)
+
+    def _recovered(self) -> None:
+        if self._outage_logged:
+            logger.warning("event broker reachable again")
+            self._outage_logged = False
+
+
+@atexit.register
+def _stop_live_relays() -> None:
+    """At interpreter exit, give running relays a moment to publish what is pending."""
+    for relay in list(_live_relays):
+        try:
+            relay.stop(drain_timeout=2.0)
+        except Exception:  # never let a relay break interpreter shutdown
+            logger.debug("stopping a relay at exit failed", exc_info=True)
