@@ -1,0 +1,651 @@
+"""MongoDB store: one document per event, appended in a transaction, never one growing array.
+
+Features: the full store contract, global positions, a durable outbox, atomic ``replace``.
+Connection string: ``mongodb://host:27017/?options`` (or ``mongodb+srv://``); a user and
+password in the URL are moved to ``username`` / ``password`` and never shown again.
+Options: ``url``, ``db`` (rasa), ``username``, ``password``, ``auth_source`` (admin),
+``collection`` (conversations), ``server_selection_timeout_ms``, ``connect_timeout_ms``,
+``socket_timeout_ms``, ``transaction_retry_seconds``. Needs a replica set or a sharded
+cluster (transactions); see docs/mongo.md for the layout and the guarantees.
+
+Collections (``C`` is ``collection``):
+
+- ``C``: one document per event ``{sender_id, seq, position, timestamp, type_name,
+  intent_name?, action_name?, data}``; unique index (sender_id, seq).
+- ``C_meta``: one document per conversation ``{_id: sender_id, version}``. Every append
+  updates it in its transaction, so two appends to one conversation conflict there, and
+  ``keys()`` / ``version()`` read it instead of scanning events.
+- ``C_counters``: the global position counter (``$inc`` by the batch size, once per append).
+- ``C_outbox``: stored events not yet confirmed by the broker (``_id`` = position).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import unquote
+
+from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
+
+from eventstore.config import StrictConfig, parse_config, secret_value
+from eventstore.drivers import require
+from eventstore.errors import BackendUnavailable, ConcurrencyError, ConfigError
+from eventstore.events import action_name, intent_name
+from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+
+if TYPE_CHECKING:
+    from pymongo.client_session import ClientSession
+    from pymongo.collection import Collection
+    from pymongo.mongo_client import MongoClient
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SCHEMES = ("mongodb://", "mongodb+srv://")
+# scheme://[user[:password]@]rest ; '@' and ':' inside user info must be percent-encoded
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^@/]*)@(?P<rest>.*)$")
+_SECRET_OPTION = re.compile(r"(?i)((?:[a-z]*password|secret)[a-z]*=)[^&]*")
+_FORBIDDEN_IN_DB = set('/\\. "$*<>:|?\x00')
+_INT64 = (-(2**63), 2**63 - 1)
+_COUNTER_ID = "position"
+_SESSION_STARTED = "session_started"
+_HAS = {"$exists": True}
+#: The events collection's indexes: the log key, positions, session starts and query filters.
+_EVENT_INDEXES: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
+    ("sender_seq", ("sender_id", "seq"), {"unique": True}),
+    ("position", ("position",), {"unique": True}),
+    ("sender_type_seq", ("sender_id", "type_name", "seq"), {}),
+    ("type_position", ("type_name", "position"), {}),
+    (
+        "intent_position",
+        ("intent_name", "position"),
+        {"partialFilterExpression": {"intent_name": _HAS}},
+    ),
+    (
+        "action_position",
+        ("action_name", "position"),
+        {"partialFilterExpression": {"action_name": _HAS}},
+    ),
+    ("timestamp", ("timestamp",), {}),
+]
+
+
+class _Conflict:
+    """A marker the URL parser leaves in a key given twice (so the error can name it)."""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password (in the user info or an option) replaced by ``***``."""
+    match = _USERINFO.match(url)
+    if match and ":" in match["info"]:
+        user = match["info"].split(":", 1)[0]
+        url = f"{match['scheme']}{user}:***@{match['rest']}"
+    return _SECRET_OPTION.sub(r"\1***", url)
+
+
+class MongoConfig(StrictConfig):
+    """``type: mongod`` (alias ``mongo``): where the events live and how long to wait."""
+
+    url: str = "mongodb://localhost:27017"
+    db: str = "rasa"
+    username: str | None = None
+    password: SecretStr | None = None
+    auth_source: str = "admin"
+    collection: str = "conversations"
+    #: How long to look for a usable server before an operation fails (BackendUnavailable).
+    server_selection_timeout_ms: PositiveInt = 5000
+    connect_timeout_ms: PositiveInt = 5000
+    #: How long one network read may take; None waits forever.
+    socket_timeout_ms: PositiveInt | None = 30000
+    #: How long an append keeps retrying transient transaction conflicts before failing.
+    transaction_retry_seconds: PositiveFloat = Field(default=10.0, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_url(cls, data: Any) -> Any:
+        """Move ``user:password@`` from the URL into their own keys, so no repr shows them."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        match = _USERINFO.match(data["url"])
+        if not match:
+            return data
+        data = dict(data)
+        user, _, password = match["info"].partition(":")
+        data["url"] = match["scheme"] + match["rest"]
+        for key, value in (("username", unquote(user)), ("password", unquote(password))):
+            if not value:
+                continue
+            given = data.get(key)
+            given = secret_value(given) if isinstance(given, SecretStr | str) else given
+            if given is not None and given != value:
+                data[key] = _Conflict()
+            else:
+                data[key] = value
+        return data
+
+    @field_validator("username", "password", mode="before")
+    @classmethod
+    def _given_once(cls, value: Any) -> Any:
+        if isinstance(value, _Conflict):
+            raise ValueError("given both in 'url' and as its own key, with different values")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _mongodb_url(cls, value: str) -> str:
+        if not value.startswith(_SCHEMES):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        if len(value) <= len(value.split("://", 1)[0]) + 3:
+            raise ValueError("names no host")
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _database_name(cls, value: str) -> str:
+        bad = sorted(set(value) & _FORBIDDEN_IN_DB)
+        if not value or bad or len(value) > 63:
+            raise ValueError('must be 1-63 characters without any of / \\ . space " $ * < > : | ?')
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not value or "$" in value or "\x00" in value or value.startswith("system."):
+            raise ValueError("must be non-empty, without '$', and not start with 'system.'")
+        if len(value) > 200:
+            raise ValueError("must be at most 200 characters")
+        return value
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "url" and isinstance(value, str) else value
+
+
+def _driver() -> tuple[ModuleType, ModuleType]:
+    """pymongo and pymongo.errors, imported on first use only."""
+    return require("pymongo", "mongo"), require("pymongo.errors", "mongo")
+
+
+class _Retry(Exception):
+    """Raised inside a transaction when it must simply run again (a lost upsert race)."""
+
+
+class MongoTrackerStore(TrackerStore):
+    """Tracker store on MongoDB: an event log of one document per event (see module doc)."""
+
+    Config: ClassVar[type[StrictConfig] | None] = MongoConfig
+    has_positions: ClassVar[bool] = True
+    supports_outbox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        url: str = "mongodb://localhost:27017",
+        db: str = "rasa",
+        username: str | None = None,
+        password: SecretStr | str | None = None,
+        auth_source: str = "admin",
+        collection: str = "conversations",
+        event_broker: Any = None,
+        *,
+        server_selection_timeout_ms: int = 5000,
+        connect_timeout_ms: int = 5000,
+        socket_timeout_ms: int | None = 30000,
+        transaction_retry_seconds: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(event_broker, **kwargs)
+        values = {
+            "url": url,
+            "db": db,
+            "username": username,
+            "password": password,
+            "auth_source": auth_source,
+            "collection": collection,
+            "server_selection_timeout_ms": server_selection_timeout_ms,
+            "connect_timeout_ms": connect_timeout_ms,
+            "socket_timeout_ms": socket_timeout_ms,
+            "transaction_retry_seconds": transaction_retry_seconds,
+        }
+        settings = parse_config(MongoConfig, values, "tracker_store")
+        self.settings = settings
+        self._password = secret_value(settings.password)
+        pymongo, _ = _driver()
+        options: dict[str, Any] = {
+            "serverSelectionTimeoutMS": settings.server_selection_timeout_ms,
+            "connectTimeoutMS": settings.connect_timeout_ms,
+            "socketTimeoutMS": settings.socket_timeout_ms,
+            "appname": "eventstore",
+            "connect": False,
+            "tz_aware": False,
+        }
+        if settings.username is not None:
+            options.update(
+                username=settings.username,
+                password=self._password or "",
+                authSource=settings.auth_source,
+            )
+        with self._errors():
+            self._client: MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.url, **options)
+        database = self._client[settings.db]
+        self._events: Collection[dict[str, Any]] = database[settings.collection]
+        self._meta: Collection[dict[str, Any]] = database[f"{settings.collection}_meta"]
+        self._counters: Collection[dict[str, Any]] = database[f"{settings.collection}_counters"]
+        self._outbox: Collection[dict[str, Any]] = database[f"{settings.collection}_outbox"]
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        logger.debug("MongoDB tracker store on %s", self)
+
+    @classmethod
+    def from_settings(cls, settings: Any, event_broker: Any = None) -> MongoTrackerStore:
+        return cls(event_broker=event_broker, **dict(settings))
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"{type(self).__name__}(url={mask_url(s.url)!r}, db={s.db!r}, "
+            f"collection={s.collection!r}, username={s.username!r})"
+        )
+
+    # -- the one place driver errors become eventstore errors ----------------------
+    @contextmanager
+    def _errors(self, sender_id: str | None = None, expected: int | None = None) -> Iterator[None]:
+        """Translate pymongo exceptions: a duplicate key is a conflict, the rest unavailable."""
+        _, errors = _driver()
+        try:
+            yield
+        except errors.DuplicateKeyError as exc:
+            raise ConcurrencyError(sender_id or "?", expected, None) from exc
+        except errors.BulkWriteError as exc:
+            codes = {e.get("code") for e in exc.details.get("writeErrors", ())}
+            if 11000 in codes:
+                raise ConcurrencyError(sender_id or "?", expected, None) from exc
+            raise BackendUnavailable(f"MongoDB write failed: {self._scrub(exc)}") from exc
+        except errors.ConfigurationError as exc:
+            raise ConfigError(f"tracker_store: {self._scrub(exc)}") from exc
+        except errors.OperationFailure as exc:
+            if exc.has_error_label("TransientTransactionError") and expected is not None:
+                # another append to this conversation kept winning until we gave up
+                raise ConcurrencyError(sender_id or "?", expected, None) from exc
+            raise BackendUnavailable(
+                f"MongoDB refused the operation (code {exc.code}): {self._scrub(exc)}"
+            ) from exc
+        except errors.PyMongoError as exc:  # ServerSelectionTimeout, AutoReconnect, ...
+            raise BackendUnavailable(
+                f"MongoDB at {mask_url(self.settings.url)} is unavailable: "
+                f"{type(exc).__name__}: {self._scrub(exc)}"
+            ) from exc
+
+    def _scrub(self, exc: BaseException) -> str:
+        """The driver's message, without the password should it ever appear in it."""
+        text = str(exc).split(", full error:", 1)[0]
+        if self._password:
+            text = text.replace(self._password, "***")
+        return mask_url(text)
+
+    # -- setup ----------------------------------------------------------------------
+    def _ensure_ready(self) -> None:
+        """Create the indexes and the position counter once (idempotent on the server)."""
+        if self._ready:
+            return
+        with self._ready_lock, self._errors():
+            if self._ready:
+                return
+            pymongo, _ = _driver()
+            asc = pymongo.ASCENDING
+            first = self._events.find_one({}, {"events": 1, "seq": 1})
+            if first is not None and "events" in first and "seq" not in first:
+                raise ConfigError(
+                    f"tracker_store: collection {self.settings.collection!r} holds Rasa's "
+                    "one-document-per-conversation layout; use another 'collection' "
+                    "(eventstore keeps one document per event)"
+                )
+            self._events.create_indexes(
+                [
+                    pymongo.IndexModel([(key, asc) for key in keys], name=name, **options)
+                    for name, keys, options in _EVENT_INDEXES
+                ]
+            )
+            self._outbox.create_index([("sender_id", asc), ("seq", asc)], name="sender_seq")
+            self._counters.update_one(
+                {"_id": _COUNTER_ID}, {"$setOnInsert": {"value": 0}}, upsert=True
+            )
+            self._ready = True
+
+    def close(self) -> None:
+        super().close()
+        self._client.close()
+
+    # -- transactions ---------------------------------------------------------------
+    def _transaction(self, work: Callable[[ClientSession], T]) -> T:
+        """Run ``work`` in a transaction and commit; rerun it on transient conflicts.
+
+        Gives up after ``transaction_retry_seconds`` and lets the last error out. A commit
+        whose outcome is unknown is retried as a commit, never rerun (no double append).
+        """
+        _, errors = _driver()
+        deadline = time.monotonic() + self.settings.transaction_retry_seconds
+        attempt = 0
+        with self._client.start_session() as session:
+            while True:
+                attempt += 1
+                session.start_transaction()
+                try:
+                    result = work(session)
+                except BaseException as exc:
+                    with suppress(errors.PyMongoError):
+                        session.abort_transaction()
+                    retry = isinstance(exc, _Retry) or (
+                        isinstance(exc, errors.PyMongoError)
+                        and exc.has_error_label("TransientTransactionError")
+                    )
+                    if retry and time.monotonic() < deadline:
+                        _backoff(attempt)
+                        continue
+                    if isinstance(exc, _Retry):
+                        raise BackendUnavailable("MongoDB: too many conflicting writers") from exc
+                    raise
+                try:
+                    self._commit(session, deadline)
+                except errors.PyMongoError as exc:
+                    if exc.has_error_label("TransientTransactionError") and (
+                        time.monotonic() < deadline
+                    ):
+                        _backoff(attempt)
+                        continue
+                    raise
+                return result
+
+    @staticmethod
+    def _commit(session: ClientSession, deadline: float) -> None:
+        _, errors = _driver()
+        while True:
+            try:
+                session.commit_transaction()
+                return
+            except errors.PyMongoError as exc:
+                unknown = exc.has_error_label("UnknownTransactionCommitResult")
+                if not unknown or time.monotonic() >= deadline:
+                    raise
+
+    # -- documents ------------------------------------------------------------------
+    @staticmethod
+    def _document(sender_id: str, seq: int, position: int, event: dict[str, Any]) -> dict[str, Any]:
+        """The stored document of one event: indexed columns plus the full event."""
+        doc: dict[str, Any] = {
+            "sender_id": sender_id,
+            "seq": seq,
+            "position": position,
+            "timestamp": float(event["timestamp"]),
+            "type_name": event["event"],
+        }
+        intent = intent_name(event)
+        if intent is not None:
+            doc["intent_name"] = intent
+        action = action_name(event)
+        if action is not None:
+            doc["action_name"] = action
+        if _bson_safe(event):
+            doc["data"] = event
+        else:  # keys MongoDB may refuse ('$x', 'a.b') or ints past 64 bits: keep exact JSON
+            doc["data_json"] = json.dumps(event, ensure_ascii=False)
+        return doc
+
+    @staticmethod
+    def _data(doc: dict[str, Any]) -> dict[str, Any]:
+        if "data" in doc:
+            data: dict[str, Any] = doc["data"]
+            return data
+        loaded: dict[str, Any] = json.loads(doc["data_json"])
+        return loaded
+
+    def _stored(self, doc: dict[str, Any]) -> StoredEvent:
+        return StoredEvent(doc["sender_id"], doc["seq"], self._data(doc), doc.get("position"))
+
+    def _reserve_positions(self, count: int) -> int:
+        """Reserve ``count`` global positions (outside any transaction); return the first."""
+        pymongo, _ = _driver()
+        counter = self._counters.find_one_and_update(
+            {"_id": _COUNTER_ID},
+            {"$inc": {"value": count}},
+            upsert=True,
+            return_document=pymongo.ReturnDocument.AFTER,
+        )
+        return int(_found(counter)["value"]) - count + 1
+
+    # -- primitives -----------------------------------------------------------------
+    def _append(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        self._ensure_ready()
+
+        def work(session: ClientSession) -> list[StoredEvent]:
+            base = self._claim_seqs(session, sender_id, len(events), expected_version)
+            return self._insert(session, sender_id, base, events)
+
+        with self._errors(sender_id, expected_version):
+            return self._transaction(work)
+
+    def _claim_seqs(
+        self, session: ClientSession, sender_id: str, count: int, expected: int | None
+    ) -> int:
+        """Move the conversation's meta document on by ``count``; return the old version.
+
+        This write is what makes two appends to one conversation conflict: the second one
+        gets a write conflict (retried) and then sees the new version.
+        """
+        pymongo, errors = _driver()
+        after = pymongo.ReturnDocument.AFTER
+        if expected is None:
+            try:
+                doc = self._meta.find_one_and_update(
+                    {"_id": sender_id},
+                    {"$inc": {"version": count}},
+                    upsert=True,
+                    return_document=after,
+                    session=session,
+                )
+            except errors.DuplicateKeyError as exc:  # two first appends raced on the upsert
+                raise _Retry from exc
+            return int(_found(doc)["version"]) - count
+        if expected == 0:
+            self._meta.insert_one({"_id": sender_id, "version": count}, session=session)
+            return 0
+        doc = self._meta.find_one_and_update(
+            {"_id": sender_id, "version": expected},
+            {"$set": {"version": expected + count}},
+            return_document=after,
+            session=session,
+        )
+        if doc is None:
+            current = self._meta.find_one({"_id": sender_id}, session=session)
+            raise ConcurrencyError(sender_id, expected, int(current["version"]) if current else 0)
+        return expected
+
+    def _insert(
+        self, session: ClientSession, sender_id: str, base: int, events: list[dict[str, Any]]
+    ) -> list[StoredEvent]:
+        """Insert the events at seqs base+1.. (and into the outbox) inside ``session``."""
+        first = self._reserve_positions(len(events))
+        docs = [
+            self._document(sender_id, base + i, first + i - 1, event)
+            for i, event in enumerate(events, start=1)
+        ]
+        self._events.insert_many(docs, ordered=True, session=session)
+        if self.uses_outbox:
+            outbox = [
+                {k: v for k, v in d.items() if k in ("sender_id", "seq", "data", "data_json")}
+                | {"_id": d["position"]}
+                for d in docs
+            ]
+            self._outbox.insert_many(outbox, ordered=True, session=session)
+        return [
+            StoredEvent(sender_id, d["seq"], event, d["position"])
+            for d, event in zip(docs, events, strict=True)
+        ]
+
+    def _replace(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Check, drop and store the new log in one transaction: readers see old or new."""
+        self._ensure_ready()
+
+        def work(session: ClientSession) -> list[StoredEvent]:
+            current = self._meta.find_one_and_delete({"_id": sender_id}, session=session)
+            version = int(current["version"]) if current else 0
+            if expected_version is not None and version != expected_version:
+                raise ConcurrencyError(sender_id, expected_version, version)
+            self._events.delete_many({"sender_id": sender_id}, session=session)
+            if not events:
+                return []
+            self._meta.insert_one({"_id": sender_id, "version": len(events)}, session=session)
+            return self._insert(session, sender_id, 0, events)
+
+        with self._errors(sender_id, expected_version):
+            return self._transaction(work)
+
+    def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
+        self._ensure_ready()
+        with self._errors(sender_id):
+            cursor = (
+                self._events.find(
+                    {"sender_id": sender_id, "seq": {"$gt": after}},
+                    {"_id": 0, "data": 1, "data_json": 1},
+                )
+                .sort("seq", 1)
+                .hint("sender_seq")
+            )
+            return [self._data(doc) for doc in cursor]
+
+    def version(self, sender_id: str) -> int:
+        self._ensure_ready()
+        with self._errors(sender_id):
+            doc = self._meta.find_one({"_id": sender_id}, {"version": 1})
+        return int(doc["version"]) if doc else 0
+
+    def _session_start(self, sender_id: str) -> int:
+        self._ensure_ready()
+        with self._errors(sender_id):
+            doc = self._events.find_one(
+                {"sender_id": sender_id, "type_name": _SESSION_STARTED},
+                {"_id": 0, "seq": 1},
+                sort=[("seq", -1)],
+                hint="sender_type_seq",
+            )
+        return int(doc["seq"]) if doc else 0
+
+    def keys(self) -> Iterator[str]:
+        """Conversation ids from the meta collection, streamed (no 16 MB ``distinct`` cap)."""
+        self._ensure_ready()
+        return self._stream(self._meta.find({}, {"_id": 1}), lambda doc: str(doc["_id"]))
+
+    def delete(self, sender_id: str) -> int:
+        """Remove events, meta document and pending outbox entries in one transaction."""
+        self._ensure_ready()
+
+        def work(session: ClientSession) -> int:
+            self._meta.delete_one({"_id": sender_id}, session=session)
+            self._outbox.delete_many({"sender_id": sender_id}, session=session)
+            result = self._events.delete_many({"sender_id": sender_id}, session=session)
+            return int(result.deleted_count)
+
+        with self._errors(sender_id):
+            return self._transaction(work)
+
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """Events matching ``query`` from a server cursor: by seq for one sender, else position."""
+        self._ensure_ready()
+        if query.limit is not None and query.limit <= 0:
+            return iter(())
+        filters: dict[str, Any] = {}
+        if query.sender_id is not None:
+            filters["sender_id"] = query.sender_id
+        if query.type_name is not None:
+            filters["type_name"] = query.type_name
+        if query.intent is not None:
+            filters["intent_name"] = query.intent
+        if query.action is not None:
+            filters["action_name"] = query.action
+        stamp: dict[str, float] = {}
+        if query.since is not None:
+            stamp["$gte"] = query.since
+        if query.until is not None:
+            stamp["$lte"] = query.until
+        if stamp:
+            filters["timestamp"] = stamp
+        if query.after_position is not None:
+            filters["position"] = {"$gt": query.after_position}
+        order = "seq" if query.sender_id is not None else "position"
+        cursor = self._events.find(filters, {"_id": 0}).sort(order, 1)
+        if query.limit is not None:
+            cursor = cursor.limit(query.limit)
+        return self._stream(cursor, self._stored)
+
+    def _stream(self, cursor: Any, convert: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+        """Yield converted documents from ``cursor``, closing it and translating errors."""
+        with self._errors(), cursor:
+            for doc in cursor:
+                yield convert(doc)
+
+    # -- outbox ---------------------------------------------------------------------
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        self._ensure_ready()
+        if limit <= 0:
+            return []
+        with self._errors():
+            cursor = self._outbox.find({}).sort("_id", 1).limit(limit)
+            return [StoredEvent(d["sender_id"], d["seq"], self._data(d), d["_id"]) for d in cursor]
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+        self._ensure_ready()
+        positions = [e.position for e in events if e.position is not None]
+        others = [{"sender_id": e.sender_id, "seq": e.seq} for e in events if e.position is None]
+        with self._errors():
+            if positions:
+                self._outbox.delete_many({"_id": {"$in": positions}})
+            if others:
+                self._outbox.delete_many({"$or": others})
+
+
+def _bson_safe(value: Any) -> bool:
+    """Whether ``value`` is stored by MongoDB exactly as given (else it is kept as JSON)."""
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str)
+            and k
+            and k[0] != "$"
+            and "." not in k
+            and "\x00" not in k
+            and _bson_safe(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_bson_safe(v) for v in value)
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return True
+    if isinstance(value, int):
+        return _INT64[0] <= value <= _INT64[1]
+    return False
+
+
+def _found(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document an upsert returned (the server always returns one)."""
+    if doc is None:  # pragma: no cover - only a broken server gets here
+        raise BackendUnavailable("MongoDB returned no document for an upsert")
+    return doc
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep a little, more on each attempt, with jitter so racing writers spread out."""
+    time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+
+
+__all__ = ["MongoConfig", "MongoTrackerStore", "mask_url"]

@@ -1,0 +1,25 @@
+"""The store contract on MongoDB (a SecantusDB server over a socket), one collection each."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore.stores.mongo import MongoTrackerStore
+from eventstore.testing import TrackerStoreContract
+from tests.servers.mongo import MONGO_TEST_DB
+
+
+class TestMongoStore(TrackerStoreContract):
+    collection = f"contract_{uuid.uuid4().hex[:10]}"
+
+    @pytest.fixture
+    def store(self, mongo_url: str) -> Iterator[MongoTrackerStore]:
+        store = MongoTrackerStore.from_config(
+            {"url": mongo_url, "db": MONGO_TEST_DB, "collection": self.collection}
+        )
+        assert isinstance(store, MongoTrackerStore)
+        with store:
+            yield store
