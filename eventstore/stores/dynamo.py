@@ -1,0 +1,764 @@
+"""DynamoDB store: one item per event (partition ``sender_id``, sort ``seq``) and a meta item.
+
+Features: atomic, version-checked appends (one ``TransactWriteItems`` for up to 99 events;
+larger appends under a lease on the conversation, committed by one final transaction),
+exact float and timestamp round trips (``data`` is a JSON string), queries paginated past
+1 MB, an outbox (a sparse index over unpublished events), the table created on first use.
+No global position (``has_positions`` is false). Layout and limits: ``docs/dynamo.md``.
+
+Options (``type: dynamo``): ``tablename`` (alias ``table_name``, ``states``), ``region``
+(``us-east-1``), ``endpoint_url``, ``aws_access_key_id`` / ``aws_secret_access_key`` /
+``aws_session_token`` (else boto3's default credential chain), ``connect_timeout``,
+``read_timeout``, ``max_attempts``, ``create_table`` (true), ``lease_seconds`` (60).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+
+from eventstore.config import StrictConfig, parse_config, secret_value
+from eventstore.drivers import require
+from eventstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    ConfigError,
+    EventStoreError,
+)
+from eventstore.events import action_name, intent_name
+from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+
+#: Items per ``TransactWriteItems`` (DynamoDB's limit); one is the meta item.
+MAX_TRANSACTION_ITEMS = 100
+#: Bytes of events per transaction, under DynamoDB's 4 MB transaction limit.
+MAX_TRANSACTION_BYTES = 3_500_000
+#: DynamoDB's item size limit; ``max_event_bytes`` must leave room for the other attributes.
+MAX_ITEM_BYTES = 400 * 1024
+#: The sort key of the per-conversation meta item (events start at seq 1).
+META_SEQ = 0
+KEYS_INDEX = "conversations"
+OUTBOX_INDEX = "outbox"
+#: Attempts of an append without ``expected_version`` before it gives up on contention.
+UNVERSIONED_ATTEMPTS = 200
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_UNAVAILABLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+}
+
+
+class DynamoConfig(StrictConfig):
+    """``tracker_store: {type: dynamo, ...}``; credentials default to boto3's chain."""
+
+    tablename: str = Field("states", validation_alias=AliasChoices("tablename", "table_name"))
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(10.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=20)
+    create_table: bool = True
+    lease_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("tablename")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError("a DynamoDB table name is 3-255 characters of A-Z a-z 0-9 _ . -")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("endpoint_url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> DynamoConfig:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("aws_access_key_id and aws_secret_access_key go together")
+        return self
+
+
+class DynamoTrackerStore(TrackerStore):
+    """Event items in one DynamoDB table, checked by a meta item per conversation."""
+
+    Config: ClassVar[type[StrictConfig] | None] = DynamoConfig
+    has_positions: ClassVar[bool] = False
+    supports_outbox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        tablename: str = "states",
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        *,
+        event_broker: Any = None,
+        settings: DynamoConfig | None = None,
+        client: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(event_broker, **kwargs)
+        if self.max_event_bytes > MAX_ITEM_BYTES - 16 * 1024:
+            raise ConfigError(
+                f"tracker_store: max_event_bytes {self.max_event_bytes} does not fit a "
+                f"DynamoDB item (limit {MAX_ITEM_BYTES} bytes with its other attributes)"
+            )
+        self.settings = settings or parse_config(
+            DynamoConfig,
+            {"tablename": tablename, "region": region, "endpoint_url": endpoint_url},
+            "tracker_store",
+        )
+        self.table = self.settings.tablename
+        self._client = client or _make_client(self.settings)
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._has_keys_index = False
+        self._has_outbox_index = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, event_broker: Any = None) -> DynamoTrackerStore:
+        return cls(event_broker=event_broker, settings=settings)
+
+    def __repr__(self) -> str:
+        where = self.settings.endpoint_url or f"aws:{self.settings.region}"
+        return f"{type(self).__name__}(table={self.table!r}, endpoint={where!r})"
+
+    # -- the table -----------------------------------------------------------------
+    def ensure_table(self) -> None:
+        """Create the table (and its indexes) if it is missing, and wait until it is active."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            with _translated("describing the table"):
+                description = self._describe()
+                if description is None:
+                    if not self.settings.create_table:
+                        raise BackendUnavailable(
+                            f"DynamoDB table {self.table!r} does not exist and create_table "
+                            "is false"
+                        )
+                    self._create()
+                    description = self._describe()
+                if description is None or description.get("TableStatus") != "ACTIVE":
+                    self._client.get_waiter("table_exists").wait(
+                        TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+                    )
+                    description = self._describe() or {}
+            _check_schema(self.table, description)
+            indexes = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
+            self._has_keys_index = KEYS_INDEX in indexes
+            self._has_outbox_index = OUTBOX_INDEX in indexes
+            self._ready = True
+
+    def _describe(self) -> dict[str, Any] | None:
+        try:
+            return self._client.describe_table(TableName=self.table)["Table"]
+        except self._client.exceptions.ResourceNotFoundException:
+            return None
+
+    def _create(self) -> None:
+        """Create the table on demand billing, with the two sparse indexes."""
+        # ResourceInUse: another process is creating it; wait for it like for our own
+        with suppress(self._client.exceptions.ResourceInUseException):
+            self._client.create_table(
+                TableName=self.table,
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[
+                    {"AttributeName": "sender_id", "KeyType": "HASH"},
+                    {"AttributeName": "seq", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "sender_id", "AttributeType": "S"},
+                    {"AttributeName": "seq", "AttributeType": "N"},
+                    {"AttributeName": "conversation", "AttributeType": "S"},
+                    {"AttributeName": "outbox", "AttributeType": "S"},
+                ],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": KEYS_INDEX,
+                        "KeySchema": [{"AttributeName": "conversation", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    },
+                    {
+                        "IndexName": OUTBOX_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": "outbox", "KeyType": "HASH"},
+                            {"AttributeName": "seq", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    },
+                ],
+            )
+
+    # -- the meta item -------------------------------------------------------------
+    def _meta(self, sender_id: str) -> dict[str, Any]:
+        """The conversation's meta item (strongly consistent), ``{}`` when it has none."""
+        self.ensure_table()
+        with _translated("reading a conversation"):
+            response = self._client.get_item(
+                TableName=self.table,
+                Key=_key(sender_id, META_SEQ),
+                ConsistentRead=True,
+            )
+        return response.get("Item") or {}
+
+    def version(self, sender_id: str) -> int:
+        return _number(self._meta(sender_id), "version")
+
+    def _session_start(self, sender_id: str) -> int:
+        return _number(self._meta(sender_id), "session_start")
+
+    # -- append --------------------------------------------------------------------
+    def _append(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        self.ensure_table()
+        if expected_version is not None:
+            return self._append_at(sender_id, events, expected_version)
+        for attempt in range(UNVERSIONED_ATTEMPTS):
+            current = self._meta(sender_id)
+            if _lease_live(current):
+                _backoff(attempt)
+                continue
+            try:
+                return self._append_at(sender_id, events, _number(current, "version"))
+            except ConcurrencyError:
+                _backoff(attempt)
+        raise BackendUnavailable(
+            f"could not append to conversation {sender_id!r}: "
+            f"{UNVERSIONED_ATTEMPTS} attempts lost to concurrent writers"
+        )
+
+    def _append_at(
+        self, sender_id: str, events: list[dict[str, Any]], expected: int
+    ) -> list[StoredEvent]:
+        """Store ``events`` after version ``expected``, in one transaction or under a lease."""
+        stored = [StoredEvent(sender_id, expected + i, e) for i, e in enumerate(events, 1)]
+        items = [self._event_item(e) for e in stored]
+        chunks = _chunks(items)
+        commit = _meta_commit(sender_id, stored)
+        now = Decimal(repr(time.time()))
+        if len(chunks) == 1:
+            update = {
+                **commit,
+                "ConditionExpression": f"{_version_is(expected)} AND {_NO_LIVE_LEASE}",
+            }
+            update["ExpressionAttributeValues"] = {
+                **update["ExpressionAttributeValues"],
+                ":expected": {"N": str(expected)},
+                ":now": {"N": str(now)},
+            }
+            self._transact(sender_id, expected, update, chunks[0])
+            return stored
+        return self._append_leased(sender_id, stored, expected, chunks, commit)
+
+    def _append_leased(
+        self,
+        sender_id: str,
+        stored: list[StoredEvent],
+        expected: int,
+        chunks: list[list[dict[str, Any]]],
+        commit: dict[str, Any],
+    ) -> list[StoredEvent]:
+        """A large append: take a lease on the conversation, write chunks, commit at once.
+
+        Readers see events only up to the meta item's version, so the chunks stay invisible
+        until the final transaction moves the version; every chunk is written in a
+        transaction that renews (and so checks) the lease, so a writer that lost its lease
+        cannot touch the log again.
+        """
+        lease = uuid.uuid4().hex
+        key = _key(sender_id, META_SEQ)
+        with _translated("appending", sender_id=sender_id, expected=expected):
+            self._client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET lease = :lease, lease_expires = :until",
+                ConditionExpression=f"{_version_is(expected)} AND {_NO_LIVE_LEASE}",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={
+                    ":lease": {"S": lease},
+                    ":until": {"N": self._lease_until()},
+                    ":expected": {"N": str(expected)},
+                    ":now": {"N": repr(time.time())},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        try:
+            for chunk in chunks[:-1]:
+                renew = {
+                    "TableName": self.table,
+                    "Key": key,
+                    "UpdateExpression": "SET lease_expires = :until",
+                    "ConditionExpression": "lease = :lease",
+                    "ExpressionAttributeValues": {
+                        ":lease": {"S": lease},
+                        ":until": {"N": self._lease_until()},
+                    },
+                }
+                self._transact(
+                    sender_id, expected, renew, [{**i, "lease": {"S": lease}} for i in chunk]
+                )
+            final = {**commit, "ConditionExpression": "lease = :lease"}
+            final["ExpressionAttributeValues"] = {
+                **final["ExpressionAttributeValues"],
+                ":lease": {"S": lease},
+            }
+            self._transact(
+                sender_id, expected, final, [{**i, "lease": {"S": lease}} for i in chunks[-1]]
+            )
+        except EventStoreError:
+            self._release(key, lease)
+            raise
+        return stored
+
+    def _release(self, key: dict[str, Any], lease: str) -> None:
+        """Give up a lease after a failed large append (its chunks stay invisible)."""
+        with suppress(Exception):  # best effort: the lease expires by itself
+            self._client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="REMOVE lease, lease_expires",
+                ConditionExpression="lease = :lease",
+                ExpressionAttributeValues={":lease": {"S": lease}},
+            )
+
+    def _lease_until(self) -> str:
+        return repr(time.time() + self.settings.lease_seconds)
+
+    def _transact(
+        self,
+        sender_id: str,
+        expected: int,
+        meta_update: dict[str, Any],
+        items: list[dict[str, Any]],
+    ) -> None:
+        """One ``TransactWriteItems``: the meta item update first, then the event puts."""
+        meta_update = {
+            "TableName": self.table,
+            "Key": _key(sender_id, META_SEQ),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **meta_update,
+        }
+        transact = [{"Update": meta_update}]
+        transact += [{"Put": {"TableName": self.table, "Item": item}} for item in items]
+        with _translated("appending", sender_id=sender_id, expected=expected):
+            self._client.transact_write_items(TransactItems=transact)
+
+    def _event_item(self, event: StoredEvent) -> dict[str, Any]:
+        """The item of one event: keys, the JSON ``data`` and the query attributes."""
+        data = event.data
+        item: dict[str, Any] = {
+            **_key(event.sender_id, event.seq),
+            "data": {"S": json.dumps(data, ensure_ascii=False, separators=(",", ":"))},
+            "type_name": {"S": str(data.get("event"))},
+        }
+        stamp = data.get("timestamp")
+        if isinstance(stamp, int | float) and _storable_number(float(stamp)):
+            item["timestamp"] = {"N": _number_text(float(stamp))}
+        intent = intent_name(data)
+        if intent:
+            item["intent_name"] = {"S": intent}
+        action = action_name(data)
+        if action:
+            item["action_name"] = {"S": action}
+        if self.uses_outbox:
+            item["outbox"] = {"S": event.sender_id}
+        return item
+
+    # -- read ----------------------------------------------------------------------
+    def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
+        version = self.version(sender_id)
+        if version <= after:
+            return []
+        return [e.data for e in self._events(sender_id, max(after, 0) + 1, version, EventQuery())]
+
+    def _events(
+        self, sender_id: str, first: int, last: int, query: EventQuery
+    ) -> Iterator[StoredEvent]:
+        """Events ``first..last`` of a conversation matching ``query``, page by page."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "sender_id = :sid AND seq BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {
+                ":sid": {"S": sender_id},
+                ":first": {"N": str(first)},
+                ":last": {"N": str(last)},
+            },
+            "ConsistentRead": True,
+            "ProjectionExpression": "sender_id, seq, #d",
+            "ExpressionAttributeNames": {"#d": "data"},
+        }
+        _add_filters(params, query)
+        for page in self._pages("query", params):
+            for item in page:
+                yield _stored(item)
+
+    def _pages(self, operation: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Items of a Query or Scan, one page (up to 1 MB) at a time."""
+        call = getattr(self._client, operation)
+        start: dict[str, Any] | None = None
+        while True:
+            request = dict(params, ExclusiveStartKey=start) if start else params
+            with _translated("reading"):
+                response = call(**request)
+            yield response.get("Items", [])
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    # -- keys, delete ---------------------------------------------------------------
+    def keys(self) -> Iterator[str]:
+        self.ensure_table()
+        if self._has_keys_index:
+            params: dict[str, Any] = {"TableName": self.table, "IndexName": KEYS_INDEX}
+        else:  # a table made without the index: scan the meta items
+            params = {
+                "TableName": self.table,
+                "FilterExpression": "seq = :meta AND attribute_exists(conversation)",
+                "ExpressionAttributeValues": {":meta": {"N": str(META_SEQ)}},
+                "ProjectionExpression": "sender_id",
+            }
+        for page in self._pages("scan", params):
+            for item in page:
+                yield item["sender_id"]["S"]
+
+    def delete(self, sender_id: str) -> int:
+        self.ensure_table()
+        for attempt in range(UNVERSIONED_ATTEMPTS):
+            meta = self._meta(sender_id)
+            if not meta:
+                return 0
+            version = _number(meta, "version")
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "sender_id = :sid AND seq > :meta",
+                "ExpressionAttributeValues": {
+                    ":sid": {"S": sender_id},
+                    ":meta": {"N": str(META_SEQ)},
+                },
+                "ConsistentRead": True,
+                "ProjectionExpression": "sender_id, seq",
+            }
+            for page in self._pages("query", params):
+                self._batch_delete(page)
+            try:
+                with _translated("deleting", sender_id=sender_id, expected=version):
+                    self._client.delete_item(
+                        TableName=self.table,
+                        Key=_key(sender_id, META_SEQ),
+                        ConditionExpression=f"{_version_is(version)} AND {_NO_LIVE_LEASE}",
+                        ExpressionAttributeNames={"#v": "version"},
+                        ExpressionAttributeValues={
+                            ":expected": {"N": str(version)},
+                            ":now": {"N": repr(time.time())},
+                        },
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+            except ConcurrencyError:  # an append landed meanwhile: delete that too
+                _backoff(attempt)
+                continue
+            return version
+        raise BackendUnavailable(f"could not delete conversation {sender_id!r}: it keeps changing")
+
+    def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
+        """Delete items 25 at a time, retrying what DynamoDB leaves unprocessed."""
+        for start in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
+            self._batch_write(requests)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self.table: requests}
+        for attempt in range(20):
+            with _translated("writing a batch"):
+                response = self._client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            _backoff(attempt)
+        raise BackendUnavailable("DynamoDB kept returning unprocessed batch items")
+
+    # -- query ---------------------------------------------------------------------
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        if query.after_position is not None:  # no positions here: nothing is after one
+            return
+        if query.limit is not None and query.limit <= 0:
+            return
+        if query.sender_id is not None:
+            version = self.version(query.sender_id)
+            if version == 0:
+                return
+            events: Iterator[StoredEvent] = self._events(query.sender_id, 1, version, query)
+        else:
+            events = iter(self._scan(query))
+        for count, event in enumerate(events, 1):
+            yield event
+            if query.limit is not None and count >= query.limit:
+                return
+
+    def _scan(self, query: EventQuery) -> list[StoredEvent]:
+        """A Scan of the whole table for matching events, ordered by timestamp.
+
+        Events from a large append that is not (or never) committed carry its ``lease``
+        and are checked against their conversation's version.
+        """
+        self.ensure_table()
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "ProjectionExpression": "sender_id, seq, #d, lease",
+            "ExpressionAttributeNames": {"#d": "data"},
+            "FilterExpression": "seq > :meta",
+            "ExpressionAttributeValues": {":meta": {"N": str(META_SEQ)}},
+        }
+        _add_filters(params, query)
+        found = [e for page in self._pages("scan", params) for e in self._committed(page)]
+        found.sort(key=lambda e: (e.timestamp, e.sender_id, e.seq))
+        return found
+
+    def _committed(self, items: list[dict[str, Any]]) -> Iterator[StoredEvent]:
+        """The events of ``items`` that belong to their conversation's committed log."""
+        versions: dict[str, int] = {}
+        for item in items:
+            event = _stored(item)
+            if "lease" in item:
+                if event.sender_id not in versions:
+                    versions[event.sender_id] = self.version(event.sender_id)
+                if event.seq > versions[event.sender_id]:
+                    continue
+            yield event
+
+    # -- outbox --------------------------------------------------------------------
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        """Unpublished events from the sparse ``outbox`` index, per conversation in seq order."""
+        self.ensure_table()
+        if not self._has_outbox_index:
+            raise BackendUnavailable(
+                f"DynamoDB table {self.table!r} has no {OUTBOX_INDEX!r} index; "
+                "see docs/dynamo.md to add it"
+            )
+        params = {"TableName": self.table, "IndexName": OUTBOX_INDEX}
+        found: list[StoredEvent] = []
+        for page in self._pages("scan", params):
+            found.extend(self._committed(page))
+            if len(found) >= limit:
+                break
+        order = {sid: n for n, sid in enumerate(dict.fromkeys(e.sender_id for e in found))}
+        found.sort(key=lambda e: (order[e.sender_id], e.seq))
+        return found[:limit]
+
+    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+        """Remove the outbox marker of confirmed events (never recreating deleted ones)."""
+        self.ensure_table()
+        for event in events:
+            try:
+                with _translated("acknowledging", sender_id=event.sender_id):
+                    self._client.update_item(
+                        TableName=self.table,
+                        Key=_key(event.sender_id, event.seq),
+                        UpdateExpression="REMOVE outbox",
+                        ConditionExpression="attribute_exists(outbox)",
+                    )
+            except ConcurrencyError:
+                pass  # already acknowledged, or the conversation was deleted
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- helpers -------------------------------------------------------------------------------
+_NO_LIVE_LEASE = "(attribute_not_exists(lease) OR lease_expires < :now)"
+
+
+def _version_is(expected: int) -> str:
+    """The condition that the meta item is at ``expected`` (uses ``#v`` and ``:expected``)."""
+    if expected == 0:
+        return "(attribute_not_exists(#v) OR #v = :expected)"
+    return "#v = :expected"
+
+
+def _meta_commit(sender_id: str, stored: list[StoredEvent]) -> dict[str, Any]:
+    """The meta item update that makes ``stored`` visible (version, session start)."""
+    sets = ["#v = :version", "conversation = :sid"]
+    values: dict[str, Any] = {
+        ":version": {"N": str(stored[-1].seq)},
+        ":sid": {"S": sender_id},
+    }
+    starts = [e.seq for e in stored if e.data.get("event") == "session_started"]
+    if starts:
+        sets.append("session_start = :start")
+        values[":start"] = {"N": str(starts[-1])}
+    return {
+        "UpdateExpression": f"SET {', '.join(sets)} REMOVE lease, lease_expires",
+        "ExpressionAttributeNames": {"#v": "version"},
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Split event items into transactions of at most 99 items and ~3.5 MB."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for item in items:
+        item_size = len(item["data"]["S"].encode()) + 200
+        if chunks[-1] and (
+            len(chunks[-1]) >= MAX_TRANSACTION_ITEMS - 1 or size + item_size > MAX_TRANSACTION_BYTES
+        ):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks
+
+
+def _add_filters(params: dict[str, Any], query: EventQuery) -> None:
+    """Add ``query``'s filters to a Query or Scan as a server-side FilterExpression."""
+    names: dict[str, str] = params.setdefault("ExpressionAttributeNames", {})
+    values: dict[str, Any] = params.setdefault("ExpressionAttributeValues", {})
+    terms = [params["FilterExpression"]] if "FilterExpression" in params else []
+    for attribute, value in (
+        ("type_name", query.type_name),
+        ("intent_name", query.intent),
+        ("action_name", query.action),
+    ):
+        if value is not None:
+            terms.append(f"{attribute} = :{attribute}")
+            values[f":{attribute}"] = {"S": value}
+    if query.since is not None:
+        terms.append("#ts >= :since")
+        values[":since"] = {"N": _number_text(float(query.since))}
+    if query.until is not None:
+        terms.append("#ts <= :until")
+        values[":until"] = {"N": _number_text(float(query.until))}
+    if query.since is not None or query.until is not None:
+        names["#ts"] = "timestamp"
+    if terms:
+        params["FilterExpression"] = " AND ".join(terms)
+    if not names:
+        params.pop("ExpressionAttributeNames")
+
+
+def _key(sender_id: str, seq: int) -> dict[str, Any]:
+    return {"sender_id": {"S": sender_id}, "seq": {"N": str(seq)}}
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value else 0
+
+
+def _stored(item: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(item["sender_id"]["S"], int(item["seq"]["N"]), json.loads(item["data"]["S"]))
+
+
+def _number_text(value: float) -> str:
+    """A float as a DynamoDB Number, exactly: the shortest decimal that reads back as it."""
+    return str(Decimal(repr(value)))
+
+
+def _storable_number(value: float) -> bool:
+    """Whether DynamoDB's Number type holds ``value`` (finite, within 1e-130..1e126)."""
+    return math.isfinite(value) and (value == 0 or 1e-129 < abs(value) < 1e125)
+
+
+def _lease_live(meta: dict[str, Any]) -> bool:
+    expires = meta.get("lease_expires")
+    return "lease" in meta and expires is not None and float(expires["N"]) >= time.time()
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
+
+
+def _check_schema(table: str, description: dict[str, Any]) -> None:
+    """Refuse a table whose keys are not ``sender_id`` (S) + ``seq`` (N)."""
+    keys = {k["AttributeName"]: k["KeyType"] for k in description.get("KeySchema", [])}
+    if keys != {"sender_id": "HASH", "seq": "RANGE"}:
+        raise ConfigError(
+            f"DynamoDB table {table!r} has keys {keys}; this store needs partition key "
+            "'sender_id' (S) and sort key 'seq' (N) (a Rasa 'states' table is not compatible: "
+            "use another tablename)"
+        )
+
+
+def _make_client(settings: DynamoConfig) -> Any:
+    """A boto3 DynamoDB client with the configured timeouts, retries and credentials."""
+    boto3 = require("boto3", "dynamo")
+    botocore_config = require("botocore.config", "dynamo")
+    config = botocore_config.Config(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+        max_pool_connections=32,
+    )
+    with _translated("creating the client"):
+        return boto3.session.Session().client(
+            "dynamodb",
+            region_name=settings.region,
+            endpoint_url=settings.endpoint_url,
+            aws_access_key_id=secret_value(settings.aws_access_key_id),
+            aws_secret_access_key=secret_value(settings.aws_secret_access_key),
+            aws_session_token=secret_value(settings.aws_session_token),
+            config=config,
+        )
+
+
+@contextmanager
+def _translated(
+    doing: str, *, sender_id: str | None = None, expected: int | None = None
+) -> Iterator[None]:
+    """The one place botocore errors become eventstore errors.
+
+    A failed condition on the meta item is a ``ConcurrencyError`` (with the version found);
+    throttling, server and connection errors are ``BackendUnavailable``; missing
+    credentials or region are ``ConfigError``.
+    """
+    exceptions = require("botocore.exceptions", "dynamo")
+    try:
+        yield
+    except exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+            reasons = exc.response.get("CancellationReasons") or [
+                {"Code": "ConditionalCheckFailed", "Item": exc.response.get("Item")}
+            ]
+            codes = {r.get("Code") for r in reasons}
+            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                found = next((r.get("Item") for r in reasons if r.get("Item")), None)
+                actual = _number(found, "version") if found else None
+                raise ConcurrencyError(sender_id or "", expected, actual) from exc
+        reasons = exc.response.get("CancellationReasons") or []
+        unavailable = code in _UNAVAILABLE_CODES or any(
+            r.get("Code") == "ThrottlingError" for r in reasons
+        )
+        what = "is unavailable" if unavailable else "refused the request"
+        raise BackendUnavailable(
+            f"DynamoDB {what} while {doing}: {code}: {error.get('Message', '')}"
+        ) from exc
+    except (exceptions.NoCredentialsError, exceptions.NoRegionError) as exc:
+        raise ConfigError(f"DynamoDB client while {doing}: {exc}") from exc
+    except exceptions.BotoCoreError as exc:
+        raise BackendUnavailable(f"DynamoDB is unreachable while {doing}: {exc}") from exc
