@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-from eventstore.cli import info  # noqa: F401
+from eventstore.cli import (
+    export,  # noqa: F401
+    info,  # noqa: F401
+    migrate,  # noqa: F401
+)
