@@ -286,6 +286,11 @@ class RedisTrackerStore(TrackerStore):
             password=secret_value(s.password),
             socket_timeout=s.socket_timeout,
             socket_connect_timeout=s.socket_connect_timeout,
+            # never resend on its own: a script that timed out may have run, and running
+            # it again would append the events twice; callers retry with expected_version
+            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+            # a pooled connection idle this long is checked first (server restarts)
+            health_check_interval=30,
             **ssl,
         )
         self._ttl_ms = round(s.record_exp * 1000) if s.record_exp else 0
