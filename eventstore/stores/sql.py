@@ -1,0 +1,441 @@
+"""SQL store on SQLAlchemy 2 Core: Rasa's ``events`` table plus ``seq``; ``id`` is the position.
+
+Features: the full store contract, global positions (``events.id``), a durable outbox
+(``event_outbox``), Alembic migrations, reading databases Rasa wrote (after
+``eventstore db upgrade``). Dialects: sqlite (default, file ``rasa.db``), postgresql
+(psycopg 3), mysql/mariadb (pymysql), oracle (oracledb).
+
+Connection string: ``url: postgresql://user:pw@host:5432/db`` (a full URL), or Rasa's keys
+``dialect``, ``url`` (host or ``host:port``), ``port``, ``db``, ``username``, ``password``,
+``login_db`` (PostgreSQL: connect there and create ``db`` if missing), ``query``.
+
+Options: ``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle``,
+``pool_pre_ping``, ``sqlite_busy_timeout`` (see ``SQLConfig``).
+
+An append is one transaction: read the sender's max(seq), check ``expected_version``,
+insert every row in one executemany (plus the outbox rows), commit. The unique
+(sender_id, seq) index turns a lost race into ``ConcurrencyError`` (or an internal retry
+when no version was given). SQLite files run in WAL mode and appends take the write lock
+up front (``BEGIN IMMEDIATE``), so concurrent writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Select,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool, StaticPool
+
+from eventstore.config import StrictConfig, secret_value
+from eventstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    EventStoreError,
+    EventValidationError,
+)
+from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
+from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+from eventstore.stores.sql_migrate import ensure_schema
+from eventstore.stores.sql_schema import event_outbox, events
+from eventstore.stores.sql_url import SQLConfig, build_url, masked, require_driver
+
+logger = logging.getLogger(__name__)
+
+#: Rows fetched per round trip when streaming ``query`` and ``keys`` results.
+STREAM_BATCH = 500
+#: Longest value of the indexed String(255) columns.
+MAX_NAME_LENGTH = 255
+# Driver error codes: unique violation, and transient conflicts worth retrying.
+_PG_UNIQUE = "23505"
+_PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
+_MYSQL_UNIQUE = 1062
+_MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
+_ORA_UNIQUE = "ORA-00001"
+
+
+class _Retry(Exception):
+    """An append lost a race that is safe to run again."""
+
+
+class SQLTrackerStore(TrackerStore):
+    """Conversations as rows of Rasa's ``events`` table, one row per event."""
+
+    Config: ClassVar[type[StrictConfig] | None] = SQLConfig
+    has_positions: ClassVar[bool] = True
+    supports_outbox: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: SQLConfig | None = None,
+        event_broker: Any = None,
+        *,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_attempts: int = 100,
+    ) -> None:
+        super().__init__(event_broker, max_event_bytes)
+        self.config = config if config is not None else SQLConfig()
+        self.url: URL = build_url(self.config)
+        self.max_attempts = max_attempts
+        require_driver(self.url)
+        self._where = f"{self.url.get_backend_name()} database {masked(self.url)}"
+        self._secret = secret_value(self.config.password) or self.url.password
+        self._memory = self.url.get_backend_name() == "sqlite" and self.url.database in (
+            None,
+            "",
+            ":memory:",
+        )
+        #: Serialises every operation on an in-memory SQLite database (one shared connection).
+        self._serial: threading.RLock | None = threading.RLock() if self._memory else None
+        if self.config.login_db:
+            self._create_database()
+        self.engine: Engine = self._create_engine()
+        with self._translate("preparing the schema"):
+            ensure_schema(self.engine, self._where)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            # MariaDB >= 10.3 has sequences, and SQLAlchemy would then use the Oracle-only
+            # optional ``events_seq``; ids come from AUTO_INCREMENT, as in Rasa's table.
+            self.engine.dialect.supports_sequences = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, event_broker: Any = None) -> SQLTrackerStore:
+        return cls(settings, event_broker)
+
+    @classmethod
+    def from_url(cls, url: str, event_broker: Any = None, **options: Any) -> SQLTrackerStore:
+        """A store over the database at ``url`` (``sqlite:///file.db``, ``postgresql://...``)."""
+        return cls(SQLConfig(url=url, **options), event_broker)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={masked(self.url)!r})"
+
+    # -- engine and error translation ----------------------------------------------------
+    def _create_engine(self) -> Engine:
+        backend = self.url.get_backend_name()
+        if backend == "sqlite":
+            options: dict[str, Any] = {
+                "connect_args": {
+                    "timeout": self.config.sqlite_busy_timeout,
+                    "check_same_thread": False,
+                }
+            }
+            if self._memory:
+                options["poolclass"] = StaticPool
+            engine = create_engine(self.url, **options)
+            self._sqlite_setup(engine, wal=not self._memory)
+            return engine
+        return create_engine(
+            self.url,
+            pool_size=self.config.pool_size,
+            max_overflow=self.config.max_overflow,
+            pool_timeout=self.config.pool_timeout,
+            pool_recycle=self.config.pool_recycle,
+            pool_pre_ping=self.config.pool_pre_ping,
+        )
+
+    def _sqlite_setup(self, engine: Engine, wal: bool) -> None:
+        """WAL, a busy timeout, and transactions eventstore begins itself (IMMEDIATE to write)."""
+        busy_ms = int(self.config.sqlite_busy_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            if wal:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get("eventstore_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def _create_database(self) -> None:
+        """PostgreSQL ``login_db``: connect there and create the target database if missing."""
+        target = self.url.database
+        if self.url.get_backend_name() != "postgresql":
+            logger.warning("login_db is only used with PostgreSQL; ignored for %s", self._where)
+            return
+        login_url = self.url.set(database=self.config.login_db)
+        engine = create_engine(login_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with self._translate(f"creating database {target!r}"), engine.connect() as conn:
+                found = conn.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target}
+                ).scalar()
+                if not found:
+                    quoted = engine.dialect.identifier_preparer.quote(str(target))
+                    logger.info("creating database %s via %s", target, masked(login_url))
+                    try:
+                        conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+                    except DBAPIError as exc:
+                        if getattr(exc.orig, "sqlstate", None) != "42P04":  # created meanwhile
+                            raise
+        finally:
+            engine.dispose()
+
+    def _describe(self, exc: BaseException) -> str:
+        """A driver error as one line, with the password (should a driver echo it) masked."""
+        orig = getattr(exc, "orig", None) or exc
+        lines = str(orig).strip().splitlines()
+        message = f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        if self._secret:
+            message = message.replace(self._secret, "***")
+        return message
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """The one place driver errors become eventstore errors."""
+        try:
+            yield
+        except EventStoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise BackendUnavailable(
+                f"{action} failed on {self._where}: {self._describe(exc)}"
+            ) from exc
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        """A connection in a transaction, committed on success (rolled back on error)."""
+        if self._serial is not None:
+            self._serial.acquire()
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(eventstore_write=True)
+                with conn.begin():
+                    yield conn
+        finally:
+            if self._serial is not None:
+                self._serial.release()
+
+    # -- append --------------------------------------------------------------------------
+    def _rows(self, events_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = []
+        for index, data in enumerate(events_):
+            intent, name = intent_name(data), action_name(data)
+            for field, value in (("parse_data.intent.name", intent), ("name", name)):
+                if value is not None and (len(value) > MAX_NAME_LENGTH or "\x00" in value):
+                    raise EventValidationError(
+                        f"must be at most {MAX_NAME_LENGTH} characters without NUL "
+                        f"(got {len(value)} characters)",
+                        index=index,
+                        field=field,
+                    )
+            rows.append(
+                {
+                    "type_name": data["event"],
+                    "timestamp": float(data["timestamp"]),
+                    "intent_name": intent,
+                    "action_name": name,
+                    "data": json.dumps(data),
+                }
+            )
+        return rows
+
+    def _append(
+        self, sender_id: str, events_: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        rows = self._rows(events_)
+        for attempt in range(self.max_attempts):
+            try:
+                with self._translate(f"appending to {sender_id!r}"):
+                    return self._append_once(sender_id, events_, rows, expected_version)
+            except _Retry:
+                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
+        raise BackendUnavailable(
+            f"appending to {sender_id!r} on {self._where} lost {self.max_attempts} races "
+            "in a row; try again"
+        )
+
+    def _append_once(
+        self,
+        sender_id: str,
+        events_: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+        expected_version: int | None,
+    ) -> list[StoredEvent]:
+        try:
+            with self._connect(write=True) as conn:
+                current = self._max_seq(conn, sender_id)
+                if expected_version is not None and expected_version != current:
+                    raise ConcurrencyError(sender_id, expected_version, current)
+                params = [
+                    {**row, "sender_id": sender_id, "seq": current + offset}
+                    for offset, row in enumerate(rows, start=1)
+                ]
+                ids = self._insert(conn, sender_id, current, params)
+                if self.uses_outbox:
+                    conn.execute(
+                        insert(event_outbox),
+                        [
+                            {"event_id": i, "sender_id": sender_id, "seq": p["seq"]}
+                            for i, p in zip(ids, params, strict=True)
+                        ],
+                    )
+        except DBAPIError as exc:
+            if _is_unique_violation(exc):
+                if expected_version is not None:
+                    raise ConcurrencyError(sender_id, expected_version, None) from exc
+                raise _Retry from exc
+            if _is_transient(exc):
+                raise _Retry from exc
+            raise
+        return [
+            StoredEvent(sender_id, p["seq"], data, position)
+            for p, data, position in zip(params, events_, ids, strict=True)
+        ]
+
+    def _insert(
+        self, conn: Connection, sender_id: str, current: int, params: list[dict[str, Any]]
+    ) -> list[int]:
+        """Insert the rows in one executemany and return their ids in seq order."""
+        if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+            stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+            return list(conn.execute(stmt, params).scalars())
+        conn.execute(insert(events), params)
+        return list(
+            conn.execute(
+                select(events.c.id)
+                .where(events.c.sender_id == sender_id, events.c.seq > current)
+                .order_by(events.c.seq)
+            ).scalars()
+        )
+
+    @staticmethod
+    def _max_seq(conn: Connection, sender_id: str) -> int:
+        stmt = select(func.max(events.c.seq)).where(events.c.sender_id == sender_id)
+        return int(conn.execute(stmt).scalar() or 0)
+
+    # -- reads ---------------------------------------------------------------------------
+    def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
+        stmt = (
+            select(events.c.data)
+            .where(events.c.sender_id == sender_id, events.c.seq > after)
+            .order_by(events.c.seq)
+        )
+        with self._translate(f"reading {sender_id!r}"), self._connect() as conn:
+            rows = conn.execute(stmt).scalars().all()
+        return [json.loads(row) for row in rows]
+
+    def version(self, sender_id: str) -> int:
+        with self._translate(f"reading the version of {sender_id!r}"), self._connect() as conn:
+            return self._max_seq(conn, sender_id)
+
+    def _session_start(self, sender_id: str) -> int:
+        stmt = select(func.max(events.c.seq)).where(
+            events.c.sender_id == sender_id, events.c.type_name == "session_started"
+        )
+        with self._translate(f"reading the session of {sender_id!r}"), self._connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def keys(self) -> Iterator[str]:
+        stmt = select(events.c.sender_id).distinct()
+        for row in self._stream(stmt, "listing conversations"):
+            yield row.sender_id
+
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        stmt = select(events.c.id, events.c.sender_id, events.c.seq, events.c.data)
+        column_filters = (
+            (events.c.sender_id, query.sender_id),
+            (events.c.type_name, query.type_name),
+            (events.c.intent_name, query.intent),
+            (events.c.action_name, query.action),
+        )
+        for column, value in column_filters:
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if query.since is not None:
+            stmt = stmt.where(events.c.timestamp >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(events.c.timestamp <= query.until)
+        if query.after_position is not None:
+            stmt = stmt.where(events.c.id > query.after_position)
+        stmt = stmt.order_by(events.c.seq if query.sender_id is not None else events.c.id)
+        if query.limit is not None:
+            stmt = stmt.limit(max(query.limit, 0))
+        for row in self._stream(stmt, "querying events"):
+            yield StoredEvent(row.sender_id, row.seq, json.loads(row.data), row.id)
+
+    def _stream(self, stmt: Select[Any], action: str) -> Iterator[Any]:
+        """Rows of ``stmt`` fetched in batches (a server-side cursor where the driver has one)."""
+        with self._translate(action), self._connect() as conn:
+            if self._memory:  # one shared connection: do not hold it while the caller iterates
+                rows = conn.execute(stmt).all()
+            else:
+                result = conn.execution_options(yield_per=STREAM_BATCH).execute(stmt)
+                yield from result
+                return
+        yield from rows
+
+    # -- delete and outbox ---------------------------------------------------------------
+    def delete(self, sender_id: str) -> int:
+        with self._translate(f"deleting {sender_id!r}"), self._connect(write=True) as conn:
+            conn.execute(delete(event_outbox).where(event_outbox.c.sender_id == sender_id))
+            result = conn.execute(delete(events).where(events.c.sender_id == sender_id))
+            return int(result.rowcount)
+
+    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+        stmt = (
+            select(events.c.id, events.c.sender_id, events.c.seq, events.c.data)
+            .join(event_outbox, event_outbox.c.event_id == events.c.id)
+            .order_by(event_outbox.c.id)
+            .limit(max(limit, 0))
+        )
+        with self._translate("reading the outbox"), self._connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [StoredEvent(r.sender_id, r.seq, json.loads(r.data), r.id) for r in rows]
+
+    def outbox_ack(self, events_: Sequence[StoredEvent]) -> None:
+        ids = [e.position for e in events_ if e.position is not None]
+        with self._translate("acknowledging outbox events"), self._connect(write=True) as conn:
+            for start in range(0, len(ids), STREAM_BATCH):
+                chunk = ids[start : start + STREAM_BATCH]
+                conn.execute(delete(event_outbox).where(event_outbox.c.event_id.in_(chunk)))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _is_unique_violation(exc: DBAPIError) -> bool:
+    """Whether the driver error is a duplicate key (the (sender_id, seq) index)."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_UNIQUE:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] == _MYSQL_UNIQUE:
+        return True
+    message = str(orig)
+    return "UNIQUE constraint failed" in message or _ORA_UNIQUE in message
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """Deadlocks, serialization failures and a busy SQLite: the transaction may run again."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in _PG_RETRY:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in _MYSQL_RETRY:
+        return True
+    return "database is locked" in str(orig)

@@ -1,0 +1,180 @@
+"""Alembic, driven from the package: schema state checks and upgrade/downgrade/current/history.
+
+The Alembic ``Config`` is built in code from the installed ``migrations`` package, so these
+work after a plain ``pip install`` with no ``alembic.ini``. They run over a connection of
+the store's own engine.
+
+States of a database (``schema_state``):
+
+- ``empty``: no ``events`` table -> created at head on first use;
+- ``rasa``: Rasa's ``events`` table without ``alembic_version`` -> the store refuses to
+  start; ``eventstore db upgrade`` stamps it at revision 1 and upgrades it in place;
+- ``behind`` / ``ahead`` / ``head``: compared with this version's head revision.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from eventstore.errors import SchemaError
+from eventstore.stores.sql_schema import HEAD_REVISION, RASA_COLUMNS, RASA_REVISION
+
+logger = logging.getLogger(__name__)
+
+UPGRADE_HINT = "eventstore db upgrade --endpoints endpoints.yml"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands: ``kind`` is empty, rasa, behind, head or ahead."""
+
+    kind: str
+    revision: str | None
+
+
+def migrations_dir() -> Path:
+    """The directory of the installed ``migrations`` package."""
+    import migrations
+
+    return Path(migrations.__file__).resolve().parent
+
+
+def alembic_config(
+    connection: Connection | None = None, stdout: io.StringIO | None = None
+) -> Config:
+    """An Alembic ``Config`` for the packaged migrations, bound to ``connection``."""
+    config = Config(stdout=stdout) if stdout is not None else Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def script_directory() -> ScriptDirectory:
+    """The revisions shipped with this version."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """Inspect the database behind ``connection`` (see the module docstring)."""
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision is None:
+        if "events" not in tables:
+            return SchemaState("empty", None)
+        columns = {c["name"].lower() for c in inspector.get_columns("events")}
+        if columns >= RASA_COLUMNS and "seq" not in columns:
+            return SchemaState("rasa", None)
+        raise SchemaError(
+            "the database has an 'events' table that is neither Rasa's tracker table nor "
+            f"managed by eventstore (columns: {', '.join(sorted(columns))}); "
+            "use another database"
+        )
+    if revision == HEAD_REVISION:
+        return SchemaState("head", revision)
+    known = {s.revision for s in script_directory().walk_revisions()}
+    return SchemaState("behind" if revision in known else "ahead", revision)
+
+
+def ensure_schema(engine: Engine, where: str) -> None:
+    """Create an empty database at head; refuse anything not at head with a clear message.
+
+    Two processes starting on the same empty database race to create it; the loser finds
+    the schema at head when it looks again.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(eventstore_write=True)  # SQLite: take the write lock now
+            with conn.begin():
+                state = schema_state(conn)
+                if state.kind == "empty":
+                    logger.info("creating the eventstore schema at %s in %s", HEAD_REVISION, where)
+                    command.upgrade(alembic_config(conn), "head")
+                    return
+    except SQLAlchemyError:
+        with engine.connect() as conn:
+            state = schema_state(conn)
+        if state.kind != "head":
+            raise
+    _refuse(state, where)
+
+
+def _refuse(state: SchemaState, where: str) -> None:
+    if state.kind == "head":
+        return
+    if state.kind == "rasa":
+        raise SchemaError(
+            f"{where} holds a database written by Rasa's SQLTrackerStore; the store does not "
+            f"change it on its own. Upgrade it in place (every event is kept) with: {UPGRADE_HINT}"
+        )
+    if state.kind == "behind":
+        raise SchemaError(
+            f"the schema of {where} is at revision {state.revision}, behind {HEAD_REVISION}; "
+            f"upgrade it with: {UPGRADE_HINT}"
+        )
+    raise SchemaError(
+        f"the schema of {where} is at revision {state.revision}, which this version of "
+        f"eventstore does not know (its head is {HEAD_REVISION}); upgrade eventstore"
+    )
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Upgrade to ``revision``; a Rasa database is stamped at revision 1 first. Returns a report."""
+    with engine.begin() as conn:
+        state = schema_state(conn)
+        config = alembic_config(conn)
+        lines = []
+        if state.kind == "rasa":
+            MigrationContext.configure(conn).stamp(script_directory(), RASA_REVISION)
+            lines.append(
+                f"recognised a Rasa SQLTrackerStore database; stamped at revision {RASA_REVISION}"
+            )
+        command.upgrade(config, revision)
+        lines.append(f"now at revision {current_revision(conn) or 'base'}")
+    return "\n".join(lines)
+
+
+def downgrade(engine: Engine, revision: str) -> str:
+    """Downgrade to ``revision`` (``base`` drops every table and event)."""
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+        return f"now at revision {current_revision(conn) or 'base'}"
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is stamped at (None: not managed by Alembic)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def current(engine: Engine) -> str:
+    """A one-line description of where the database stands."""
+    with engine.connect() as conn:
+        state = schema_state(conn)
+    if state.kind == "empty":
+        return "empty database (no eventstore tables); the store creates them at first use"
+    if state.kind == "rasa":
+        return f"Rasa SQLTrackerStore layout, not managed by Alembic; run: {UPGRADE_HINT}"
+    marker = " (head)" if state.kind == "head" else f" ({state.kind} {HEAD_REVISION})"
+    return f"{state.revision}{marker}"
+
+
+def history() -> str:
+    """The revisions shipped with this version, newest first."""
+    lines = []
+    for script in script_directory().walk_revisions():
+        doc = (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        head = " (head)" if script.revision == HEAD_REVISION else ""
+        lines.append(f"{script.down_revision or 'base'} -> {script.revision}{head}: {doc}")
+    return "\n".join(lines)

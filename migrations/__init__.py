@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the SQL tracker store (shipped in the wheel)."""

@@ -1,0 +1,35 @@
+"""The store contract on SQLite (a temporary file), PostgreSQL and MariaDB, real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventstore.stores.sql import SQLTrackerStore
+from eventstore.testing import TrackerStoreContract
+
+
+class TestSQLiteStore(TrackerStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SQLTrackerStore]:
+        store = SQLTrackerStore.from_url(f"sqlite:///{tmp_path / 'events.db'}")
+        yield store
+        store.close()
+
+
+class TestPostgreSQLStore(TrackerStoreContract):
+    @pytest.fixture
+    def store(self, postgres_url: str) -> Iterator[SQLTrackerStore]:
+        store = SQLTrackerStore.from_url(postgres_url)
+        yield store
+        store.close()
+
+
+class TestMariaDBStore(TrackerStoreContract):
+    @pytest.fixture
+    def store(self, mysql_url: str) -> Iterator[SQLTrackerStore]:
+        store = SQLTrackerStore.from_url(mysql_url)
+        yield store
+        store.close()
