@@ -30,7 +30,8 @@ def make_store(url: str, prefix: str, **options: Any) -> RedisTrackerStore:
 
 @pytest.fixture
 def store(redis_url: str, redis_prefix: str) -> Iterator[RedisTrackerStore]:
-    with make_store(redis_url, redis_prefix) as s:
+    s = make_store(redis_url, redis_prefix)
+    with s:
         yield s
 
 
@@ -119,7 +120,8 @@ def wait_until_gone(raw: redis.Redis, key: str, bound: float = 20.0) -> None:
 def test_record_exp_expires_the_whole_conversation(
     redis_url: str, redis_prefix: str, raw: redis.Redis
 ) -> None:
-    with make_store(redis_url, redis_prefix, record_exp=1) as store:
+    store = make_store(redis_url, redis_prefix, record_exp=1)
+    with store:
         sid, other = new_id(), new_id()
         store.append(sid, session_start() + turn(0))
         keys = store.conversation_keys(sid)
@@ -141,7 +143,8 @@ def test_record_exp_expires_the_whole_conversation(
 def test_every_key_of_a_conversation_carries_the_ttl_and_appends_refresh_it(
     redis_url: str, redis_prefix: str, raw: redis.Redis
 ) -> None:
-    with make_store(redis_url, redis_prefix, record_exp=600) as store:
+    store = make_store(redis_url, redis_prefix, record_exp=600)
+    with store:
         sid = new_id()
         store.append(sid, session_start() + turn(0))
         keys = store.conversation_keys(sid)
@@ -160,9 +163,11 @@ def test_without_record_exp_an_append_makes_the_conversation_persistent(
     redis_url: str, redis_prefix: str, raw: redis.Redis
 ) -> None:
     sid = new_id()
-    with make_store(redis_url, redis_prefix, record_exp=600) as expiring:
+    expiring = make_store(redis_url, redis_prefix, record_exp=600)
+    with expiring:
         expiring.append(sid, session_start())
-    with make_store(redis_url, redis_prefix) as lasting:
+    lasting = make_store(redis_url, redis_prefix)
+    with lasting:
         lasting.append(sid, turn(0))
         assert [raw.pttl(k) for k in lasting.conversation_keys(sid)] == [-1, -1, -1]
         assert sid in set(lasting.keys())
@@ -219,7 +224,8 @@ def test_outbox_keeps_events_while_the_broker_is_down_then_relays_them(
 ) -> None:
     target = tmp_path / "down" / "events.jsonl"  # the directory is missing: publishing fails
     broker = FileEventBroker(path=target)
-    with make_store(redis_url, redis_prefix) as plain:
+    plain = make_store(redis_url, redis_prefix)
+    with plain:
         plain.append(new_id(), turn(0))  # without a broker nothing goes to the outbox
         assert plain.outbox_pending() == []
     settings = RedisConfig(url=redis_url, key_prefix=redis_prefix)
