@@ -91,6 +91,9 @@ class EventBroker(ABC):
         """Whether the broker is reachable now."""
         return True
 
+    def idle(self) -> None:  # noqa: B027 - optional hook
+        """Called by the relay when it has nothing to publish (keep a connection alive)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release connections."""
 

@@ -36,7 +36,7 @@ from eventstore.stores.base import StoredEvent, TrackerStore
 #: seconds a consumer waits for messages that should arrive
 ARRIVAL_TIMEOUT = 20.0
 #: seconds a consumer waits to confirm that no further (duplicate) message arrives
-QUIET_TIMEOUT = 1.0
+QUIET_TIMEOUT = 0.5
 
 
 class Consumer(Protocol):

@@ -253,10 +253,17 @@ class OutboxRelay:
                     if done == 0:
                         return
                     continue
-                self._wake.wait(self.poll_interval)
+                if not self._wake.wait(self.poll_interval):
+                    self._idle()
         finally:
             if self.close_broker:
                 self._close_broker()
+
+    def _idle(self) -> None:
+        try:
+            self.broker.idle()
+        except Exception:
+            logger.debug("event broker idle hook failed", exc_info=True)
 
     def _close_broker(self) -> None:
         try:

@@ -15,8 +15,12 @@ import sqlalchemy as sa
 from brokers import create_broker
 from brokers.base import EventBroker
 from brokers.file import FileEventBroker
+from brokers.kafka import KafkaEventBroker
+from brokers.rabbitmq import PikaEventBroker
 from brokers.sql import SQLEventBroker
 from brokers.testing import ARRIVAL_TIMEOUT, Consumer, EventBrokerContract
+from eventstore.stores.base import StoredEvent
+from tests.servers.rabbitmq import RabbitTopology
 
 
 class FileConsumer:
@@ -128,3 +132,145 @@ class TestPostgreSQLBroker(_SQLBrokerContract):
     @pytest.fixture
     def database_url(self, postgres_url: str) -> str:
         return postgres_url
+
+
+class RabbitConsumer:
+    """Gets messages from one queue with plain pika (``basic_get``), acking each."""
+
+    def __init__(self, host: str, port: int, queue: str) -> None:
+        import pika
+
+        self.connection = pika.BlockingConnection(pika.ConnectionParameters(host=host, port=port))
+        self.channel = self.connection.channel()
+        self.queue = queue
+        self.properties: list[Any] = []
+
+    def __call__(self, count: int, timeout: float = ARRIVAL_TIMEOUT) -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(received) < count:
+            method, properties, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                if time.monotonic() >= deadline:
+                    break
+                self.connection.sleep(0.05)
+                continue
+            self.properties.append(properties)
+            received.append(json.loads(body))
+        return received
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class TestRabbitMQBroker(EventBrokerContract):
+    @pytest.fixture
+    def broker(self, rabbit_topology: RabbitTopology) -> Iterator[EventBroker]:
+        broker = create_broker(
+            {
+                "type": "pika",
+                "url": rabbit_topology.host,
+                "port": rabbit_topology.port,
+                "username": "guest",
+                "password": "guest",
+                "exchange_name": rabbit_topology.exchange,
+                "queues": list(rabbit_topology.queues),
+            }
+        )
+        assert isinstance(broker, PikaEventBroker)
+        assert broker.is_ready()  # declares the exchange and binds the queues
+        yield broker
+        broker.close()
+
+    @pytest.fixture
+    def consume(self, broker: EventBroker, rabbit_topology: RabbitTopology) -> Iterator[Consumer]:
+        consumer = RabbitConsumer(
+            rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0]
+        )
+        yield consumer
+        consumer.close()
+
+    def test_every_bound_queue_gets_persistent_messages(
+        self, broker: EventBroker, rabbit_topology: RabbitTopology, consume: RabbitConsumer
+    ) -> None:
+        message = StoredEvent("fan", 1, {"event": "restart"}, 7).as_message()
+        broker.publish(message)
+        assert consume(1) == [message]
+        assert consume.properties[0].delivery_mode == 2
+        assert consume.properties[0].content_type == "application/json"
+        second = RabbitConsumer(
+            rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[1]
+        )
+        try:
+            assert second(1) == [message]
+        finally:
+            second.close()
+
+
+class KafkaTopicConsumer:
+    """Reads every partition of a topic from the start with plain kafka-python."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        partitions = self.consumer.partitions_for_topic(topic) or {0}
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(assigned)
+        self.consumer.seek_to_beginning(*assigned)
+        self.records: list[Any] = []
+
+    def __call__(self, count: int, timeout: float = ARRIVAL_TIMEOUT) -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(received) < count and time.monotonic() < deadline:
+            batches = self.consumer.poll(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    self.records.append(record)
+                    received.append(json.loads(record.value))
+        return received
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class TestKafkaBroker(EventBrokerContract):
+    """Three partitions keyed by sender: order holds per conversation."""
+
+    @pytest.fixture
+    def broker(self, kafka_bootstrap: str, kafka_topic: str) -> Iterator[EventBroker]:
+        broker = create_broker(
+            {
+                "type": "kafka",
+                "url": kafka_bootstrap,
+                "topic": kafka_topic,
+                "partition_by_sender": True,
+                "client_id": "eventstore-tests",
+            }
+        )
+        assert isinstance(broker, KafkaEventBroker)
+        yield broker
+        broker.close()
+
+    @pytest.fixture
+    def consume(self, kafka_bootstrap: str, kafka_topic: str) -> Iterator[Consumer]:
+        consumer = KafkaTopicConsumer(kafka_bootstrap, kafka_topic)
+        yield consumer
+        consumer.close()
+
+    def test_records_are_keyed_by_sender_with_the_rasa_header(
+        self, broker: EventBroker, consume: KafkaTopicConsumer
+    ) -> None:
+        message = StoredEvent("alice", 1, {"event": "restart"}, 3).as_message()
+        broker.publish(message)
+        broker.flush(10)
+        assert consume(1) == [message]
+        record = consume.records[-1]
+        assert record.key == b"alice"
+        assert ("RASA_ENVIRONMENT", b"RASA_ENVIRONMENT_NOT_SET") in list(record.headers)

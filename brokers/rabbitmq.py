@@ -1,0 +1,240 @@
+"""RabbitMQ broker via pika (Rasa's ``type: pika``, alias ``rabbitmq``).
+
+Features: a durable **fanout** exchange with durable queues bound to it; persistent
+messages (``delivery_mode=2``) as UTF-8 JSON with ``app_id`` = ``$RASA_ENVIRONMENT``;
+publisher confirms (``publish`` returns once the broker confirmed the message); lazy
+connection and reconnection on the next call after a failure, trying
+``connection_attempts`` times ``retry_delay_in_seconds`` apart.
+Connection string: ``url`` is a host name or an ``amqp://`` / ``amqps://`` URL (its user,
+password, port, virtual host and query options win over the separate keys).
+TLS: an ``amqps://`` URL, or the environment variables ``RABBITMQ_SSL_CLIENT_CERTIFICATE``
+and ``RABBITMQ_SSL_CLIENT_KEY`` (as in Rasa), with optional ``RABBITMQ_SSL_CA_FILE`` and
+``RABBITMQ_SSL_KEY_PASSWORD``.
+Options: ``url`` (localhost), ``username``, ``password``, ``port`` (5672), ``queues``
+(list or string; ``["rasa_core_events"]``), ``exchange_name`` (``rasa-exchange``),
+``connection_attempts`` (20), ``retry_delay_in_seconds`` (5),
+``should_keep_unpublished_messages`` and ``raise_on_failure`` (accepted for Rasa
+compatibility; unpublished events always stay in the store's outbox).
+
+A pika ``BlockingConnection`` belongs to one thread: the store's relay thread publishes;
+the broker serialises every call with a lock so other threads never interleave with it.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from brokers.base import EventBroker, encode_message
+from eventstore.config import StrictConfig, secret_value
+from eventstore.drivers import require
+from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
+
+DEFAULT_QUEUE = "rasa_core_events"
+
+
+class PikaBrokerConfig(StrictConfig):
+    """``event_broker: {type: pika}`` keys and Rasa's defaults."""
+
+    url: str = "localhost"
+    username: str | None = None
+    password: SecretStr | None = None
+    port: int = 5672
+    queues: list[str] = Field(default_factory=lambda: [DEFAULT_QUEUE])
+    exchange_name: str = "rasa-exchange"
+    connection_attempts: int = Field(default=20, ge=1)
+    retry_delay_in_seconds: float = Field(default=5.0, ge=0)
+    should_keep_unpublished_messages: bool = True
+    raise_on_failure: bool = False
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [value]
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value or any(not q for q in value):
+            raise ValueError("must name at least one non-empty queue")
+        return value
+
+
+def connection_parameters(settings: PikaBrokerConfig) -> Any:
+    """pika ``ConnectionParameters`` for ``settings`` (Rasa's URL rules, TLS from env)."""
+    pika = require("pika", "rabbitmq")
+    env_ssl = _ssl_context_from_env()
+    if "://" in settings.url:
+        parts = urlsplit(settings.url)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ConfigError(
+                f"event_broker: key 'url' must be a host or an amqp(s):// URL, "
+                f"got scheme {parts.scheme!r}"
+            )
+        try:
+            params = pika.URLParameters(settings.url)
+        except Exception as exc:  # pika raises ValueError or its own errors
+            raise ConfigError(f"event_broker: key 'url' is not a valid AMQP URL: {exc}") from None
+        if parts.username is None and settings.username:
+            params.credentials = pika.PlainCredentials(
+                settings.username, secret_value(settings.password) or ""
+            )
+        if parts.port is None and parts.scheme == "amqp":
+            params.port = settings.port
+        if "connection_attempts" not in (parts.query or ""):
+            params.connection_attempts = settings.connection_attempts
+        if "retry_delay" not in (parts.query or ""):
+            params.retry_delay = settings.retry_delay_in_seconds
+        if env_ssl is not None:
+            params.ssl_options = pika.SSLOptions(env_ssl, params.host)
+        return params
+    host, port = settings.url, settings.port
+    kwargs: dict[str, Any] = {}
+    if settings.username:
+        kwargs["credentials"] = pika.PlainCredentials(
+            settings.username, secret_value(settings.password) or ""
+        )
+    if env_ssl is not None:
+        kwargs["ssl_options"] = pika.SSLOptions(env_ssl, host)
+    return pika.ConnectionParameters(
+        host=host,
+        port=port,
+        connection_attempts=settings.connection_attempts,
+        retry_delay=settings.retry_delay_in_seconds,
+        socket_timeout=10,
+        blocked_connection_timeout=60,
+        **kwargs,
+    )
+
+
+def _ssl_context_from_env() -> ssl.SSLContext | None:
+    """A client TLS context when Rasa's RabbitMQ certificate variables are set."""
+    cert = os.environ.get("RABBITMQ_SSL_CLIENT_CERTIFICATE")
+    key = os.environ.get("RABBITMQ_SSL_CLIENT_KEY")
+    if not (cert and key):
+        return None
+    context = ssl.create_default_context(cafile=os.environ.get("RABBITMQ_SSL_CA_FILE"))
+    try:
+        context.load_cert_chain(cert, key, password=os.environ.get("RABBITMQ_SSL_KEY_PASSWORD"))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"RabbitMQ TLS client certificate cannot be loaded: {exc}") from None
+    return context
+
+
+class PikaEventBroker(EventBroker):
+    """Publishes to a fanout exchange with publisher confirms, one message per event."""
+
+    Config: ClassVar[type[StrictConfig] | None] = PikaBrokerConfig
+
+    def __init__(self, settings: PikaBrokerConfig) -> None:
+        self.settings = settings
+        self.exchange = settings.exchange_name
+        self.queues = list(settings.queues)
+        self._pika = require("pika", "rabbitmq")
+        self._params = connection_parameters(settings)
+        self._connection: Any = None
+        self._channel: Any = None
+        self._lock = threading.RLock()
+        self._properties = self._pika.BasicProperties(
+            delivery_mode=2,
+            content_type="application/json",
+            app_id=os.environ.get("RASA_ENVIRONMENT"),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PikaEventBroker:
+        return cls(settings)
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        """The one place pika errors become broker errors; a broken link is dropped."""
+        exceptions = self._pika.exceptions
+        try:
+            yield
+        except (exceptions.NackError, exceptions.UnroutableError) as exc:
+            raise BrokerError(f"RabbitMQ refused the message ({what})") from exc
+        except (exceptions.AMQPError, OSError) as exc:
+            self._drop_connection()
+            raise BrokerUnavailable(
+                f"RabbitMQ at {self._params.host}:{self._params.port} unavailable "
+                f"({what}): {type(exc).__name__}"
+            ) from exc
+
+    def _ensure_channel(self) -> Any:
+        """The open confirm-mode channel, connecting and declaring the topology if needed."""
+        if self._channel is not None and self._channel.is_open:
+            return self._channel
+        self._drop_connection()
+        with self._translate("connecting"):
+            connection = self._pika.BlockingConnection(self._params)
+            try:
+                channel = connection.channel()
+                channel.confirm_delivery()
+                channel.exchange_declare(self.exchange, exchange_type="fanout", durable=True)
+                for queue in self.queues:
+                    channel.queue_declare(queue, durable=True)
+                    channel.queue_bind(queue, self.exchange, routing_key="")
+            except BaseException:
+                _close_quietly(connection)
+                raise
+        self._connection, self._channel = connection, channel
+        return channel
+
+    def publish(self, message: dict[str, Any]) -> None:
+        body = encode_message(message)
+        with self._lock:
+            channel = self._ensure_channel()
+            with self._translate("publishing"):
+                channel.basic_publish(self.exchange, "", body, self._properties)
+
+    def idle(self) -> None:
+        """Serve heartbeats while nothing is published, so the broker keeps the link."""
+        with self._lock:
+            if self._connection is None or not self._connection.is_open:
+                return
+            try:
+                with self._translate("heartbeat"):
+                    self._connection.process_data_events(time_limit=0)
+            except BrokerError:
+                pass  # dropped; the next publish reconnects
+
+    def is_ready(self) -> bool:
+        with self._lock:
+            try:
+                self._ensure_channel()
+            except BrokerError:
+                return False
+            return True
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            _close_quietly(self._connection)
+        self._connection = None
+        self._channel = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    def __repr__(self) -> str:
+        return (
+            f"PikaEventBroker(host={self._params.host!r}, port={self._params.port}, "
+            f"exchange={self.exchange!r}, queues={self.queues!r})"
+        )
+
+
+def _close_quietly(connection: Any) -> None:
+    try:
+        if connection.is_open:
+            connection.close()
+    except Exception:  # a broken link cannot be closed cleanly; drop it
+        pass
