@@ -134,19 +134,24 @@ class RasaRedisReader(RasaLayoutReader):
     @classmethod
     def from_settings(cls, settings: Any, event_broker: Any = None) -> RasaRedisReader:
         redis = require("redis", "redis")
-        client = redis.Redis(
-            host=settings.host,
-            port=settings.port,
-            db=settings.db,
-            username=settings.username,
-            password=secret_value(settings.password),
-            ssl=settings.use_ssl,
-            ssl_keyfile=settings.ssl_keyfile,
-            ssl_certfile=settings.ssl_certfile,
-            ssl_ca_certs=settings.ssl_ca_certs,
-            socket_timeout=settings.socket_timeout,
-            socket_connect_timeout=settings.socket_timeout,
-        )
+        options: dict[str, Any] = {
+            "username": settings.username,
+            "password": secret_value(settings.password),
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.socket_timeout,
+        }
+        if settings.use_ssl:
+            options.update(
+                ssl=True,
+                ssl_keyfile=settings.ssl_keyfile,
+                ssl_certfile=settings.ssl_certfile,
+                ssl_ca_certs=settings.ssl_ca_certs,
+            )
+        if "://" in settings.host:  # a redis:// URL (an extension: Rasa takes a host name)
+            options = {k: v for k, v in options.items() if v is not None}
+            client = redis.Redis.from_url(settings.host, **options)
+        else:
+            client = redis.Redis(host=settings.host, port=settings.port, db=settings.db, **options)
         return cls(client, settings.key_prefix)
 
     def _load(self, sender_id: str) -> list[dict[str, Any]] | None:

@@ -1,0 +1,222 @@
+"""``eventstore migrate`` between real stores: copy, verify, re-run, complete, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from eventstore.cli import main
+from eventstore.factory import create_tracker_store
+from eventstore.migrate import canonical_json, checksum, copy_conversation, migrate
+from eventstore.stores.base import EventQuery, TrackerStore
+from eventstore.stores.memory import InMemoryTrackerStore
+from eventstore.testing import action, bot, session_start, user
+
+
+def conversation(i: int, turns: int = 3) -> list[dict[str, Any]]:
+    """A realistic conversation: session start, then user/action/bot/slot turns."""
+    t0 = 1_700_000_000.0 + i * 100
+    events = session_start(ts=t0)
+    for k in range(turns):
+        events += [
+            user(f"msg {i}.{k} grüße", ts=t0 + k + 0.25),
+            action("utter_reply", ts=t0 + k + 0.5),
+            {**bot(f"reply {k}"), "timestamp": t0 + k + 0.75},
+            {"event": "slot", "name": "n", "value": k, "timestamp": t0 + k + 0.8},
+        ]
+    return events
+
+
+def write(path: Path, section: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump({"tracker_store": section}), encoding="utf-8")
+    return str(path)
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def same_events(a: TrackerStore, b: TrackerStore, sid: str) -> None:
+    assert b.read(sid) == a.read(sid)
+    assert [e.seq for e in b.query(EventQuery(sender_id=sid))] == list(range(1, a.version(sid) + 1))
+
+
+# -- checksums and the per-conversation rules (in-memory stores) ---------------------------
+def test_checksum_is_canonical_over_key_order_and_integral_floats() -> None:
+    a = {"event": "slot", "name": "n", "value": 1.0, "timestamp": 5.5}
+    b = {"timestamp": 5.5, "value": 1, "name": "n", "event": "slot"}
+    assert canonical_json(a) == canonical_json(b)
+    assert checksum([a]) == checksum([b])
+    assert checksum([a]) != checksum([{**a, "value": 2}])
+    assert checksum([a, a]) != checksum([a])
+
+
+def test_copy_rules_skip_complete_and_conflict() -> None:
+    source, target = InMemoryTrackerStore(), InMemoryTrackerStore()
+    events = conversation(1)
+    source.append("s", events)
+    assert copy_conversation(source, target, "s").outcome == "copied"
+    assert copy_conversation(source, target, "s").outcome == "skipped"
+    source.append("s", [action("late")])
+    result = copy_conversation(source, target, "s")
+    assert (result.outcome, result.copied) == ("completed", 1)
+    target.append("s", [action("only-in-target")])
+    assert copy_conversation(source, target, "s").outcome == "conflict"
+    other = InMemoryTrackerStore()
+    other.append("s", [action("different")])
+    before = other.read("s")
+    result = copy_conversation(source, other, "s")
+    assert result.outcome == "conflict"
+    assert "differ" in result.detail
+    assert other.read("s") == before
+
+
+def test_a_bad_event_in_one_conversation_fails_it_and_the_rest_is_copied() -> None:
+    class Raw(InMemoryTrackerStore):
+        """A source whose stored data predates validation (as a Rasa database may)."""
+
+    source, target = Raw(), InMemoryTrackerStore()
+    source.append("good", conversation(1))
+    source.append("bad", [action("x")])
+    source._logs["bad"][0].data["event"] = "no_such_event"  # corrupted source row
+    report = migrate(source, target, verify=True)
+    assert not report.ok
+    assert [f.sender_id for f in report.failures] == ["bad"]
+    assert "no_such_event" in report.failures[0].detail
+    assert target.read("good") == source.read("good")
+    assert not target.exists("bad")
+
+
+# -- Redis -> MongoDB through the CLI ----------------------------------------------------
+@pytest.fixture
+def redis_section(redis_url: str, redis_prefix: str) -> dict[str, Any]:
+    return {"type": "redis", "url": redis_url, "key_prefix": redis_prefix}
+
+
+@pytest.fixture
+def mongo_section(mongo_url: str, mongo_collection: str) -> dict[str, Any]:
+    return {
+        "type": "mongod",
+        "url": mongo_url,
+        "db": "migrate_test",
+        "collection": mongo_collection,
+    }
+
+
+@pytest.fixture
+def redis_store(redis_section: dict[str, Any]) -> Iterator[TrackerStore]:
+    store = create_tracker_store(redis_section)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def mongo_store(mongo_section: dict[str, Any]) -> Iterator[TrackerStore]:
+    store = create_tracker_store(mongo_section)
+    yield store
+    store.close()
+
+
+def test_redis_to_mongo_verified_rerun_copies_nothing_and_partial_copy_completes(
+    tmp_path: Path,
+    redis_store: TrackerStore,
+    mongo_store: TrackerStore,
+    redis_section: dict[str, Any],
+    mongo_section: dict[str, Any],
+    capsys: Any,
+) -> None:
+    ids = [f"user-{i}" for i in range(12)]
+    for i, sid in enumerate(ids):
+        redis_store.append(sid, conversation(i, turns=1 + i % 4))
+    # a previous, interrupted run copied part of one conversation
+    mongo_store.append("user-5", redis_store.read("user-5")[:4])
+    src = write(tmp_path / "redis.yml", redis_section)
+    dst = write(tmp_path / "mongo.yml", mongo_section)
+
+    code, out, err = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+    assert code == 0, err
+    assert "12 conversations: 11 copied, 1 completed, 0 already there, 0 conflicts" in out
+    assert "verified 12 conversations: 0 mismatches" in out
+    for sid in ids:
+        same_events(redis_store, mongo_store, sid)
+    # the store's own reads agree too: same tracker state on both sides
+    assert (
+        mongo_store.retrieve("user-7").current_state()
+        == redis_store.retrieve(  # type: ignore[union-attr]
+            "user-7"
+        ).current_state()
+    )  # type: ignore[union-attr]
+
+    code, out, _ = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+    assert code == 0
+    assert "0 copied, 0 completed, 12 already there" in out
+    assert "0 events copied" in out
+    assert sum(mongo_store.version(sid) for sid in ids) == sum(
+        redis_store.version(sid) for sid in ids
+    )
+
+    # new events on the source are copied by a re-run, nothing else
+    redis_store.append("user-3", [action("action_listen", ts=1.8e9)])
+    code, out, _ = run(
+        ["migrate", "--from", src, "--to", dst, "--conversation-ids", "user-3,user-4"], capsys
+    )
+    assert code == 0
+    assert "2 conversations: 0 copied, 1 completed, 1 already there" in out
+    assert "1 events copied" in out
+    same_events(redis_store, mongo_store, "user-3")
+
+
+def test_conflicts_and_verify_mismatches_exit_non_zero_and_overwrite_nothing(
+    tmp_path: Path,
+    redis_store: TrackerStore,
+    mongo_store: TrackerStore,
+    redis_section: dict[str, Any],
+    mongo_section: dict[str, Any],
+    capsys: Any,
+) -> None:
+    redis_store.append("ok", conversation(1))
+    redis_store.append("diverged", conversation(2))
+    redis_store.append("same-length", [action("a", ts=1.0), action("b", ts=2.0)])
+    mongo_store.append("diverged", [action("something_else", ts=3.0)])
+    mongo_store.append("same-length", [action("a", ts=1.0), action("B!", ts=2.0)])
+    src = write(tmp_path / "redis.yml", redis_section)
+    dst = write(tmp_path / "mongo.yml", mongo_section)
+
+    code, out, err = run(["migrate", "--from", src, "--to", dst], capsys)
+    assert code == 1
+    assert "conflict: 'diverged'" in err
+    assert mongo_store.read("diverged")[0]["name"] == "something_else"
+    assert mongo_store.version("diverged") == 1
+    same_events(redis_store, mongo_store, "ok")
+    assert "'same-length'" not in err  # equal versions are skipped without --verify
+
+    code, out, err = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+    assert code == 1
+    assert "mismatch: 'same-length': source 2 events" in err
+    assert "mismatch: 'diverged'" in err
+    assert "mismatch: 'ok'" not in err
+    assert "verified 3 conversations: 2 mismatches" in out
+
+
+def test_in_memory_source_or_missing_section_is_refused_in_one_line(
+    tmp_path: Path, mongo_section: dict[str, Any], capsys: Any
+) -> None:
+    dst = write(tmp_path / "mongo.yml", mongo_section)
+    memory = write(tmp_path / "memory.yml", {"type": "in_memory"})
+    empty = tmp_path / "empty.yml"
+    empty.write_text("event_broker:\n  type: file\n", encoding="utf-8")
+    for source, message in (
+        (memory, "an in-memory store cannot be a migration source"),
+        (str(empty), "has no tracker_store section"),
+        (str(tmp_path / "nope.yml"), "cannot read endpoints file"),
+    ):
+        code, _, err = run(["migrate", "--from", source, "--to", dst], capsys)
+        assert code == 1
+        assert message in err
+        assert len(err.strip().splitlines()) == 1
