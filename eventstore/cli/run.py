@@ -1,0 +1,66 @@
+"""``eventstore run``: serve the HTTP API (needs the ``server`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eventstore.cli.app import app
+from eventstore.config import parse_config
+from eventstore.server.config import DEFAULT_MAX_BODY_BYTES, ServerSettings
+
+
+@app.command()
+def run(
+    endpoints: Annotated[
+        Path | None,
+        typer.Option(help="endpoints.yml with tracker_store/event_broker (default: in-memory)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 5005,
+    auth_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Token required as ?token= or 'Authorization: Bearer'.", show_default=False
+        ),
+    ] = None,
+    jwt_secret: Annotated[
+        str | None,
+        typer.Option(help="Secret of JWTs sent as 'Authorization: Bearer'.", show_default=False),
+    ] = None,
+    jwt_method: Annotated[str, typer.Option(help="JWT algorithm.")] = "HS256",
+    workers: Annotated[int, typer.Option(help="Worker processes (needs a shared store).")] = 1,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest accepted request body, in bytes.")
+    ] = DEFAULT_MAX_BODY_BYTES,
+    graceful_timeout: Annotated[
+        int, typer.Option(help="Seconds to let in-flight requests finish on shutdown.")
+    ] = 30,
+    access_log: Annotated[bool, typer.Option(help="Log every request (tokens masked).")] = True,
+) -> None:
+    """Serve conversations over HTTP (Rasa-compatible API; OpenAPI docs at /docs)."""
+    from eventstore.drivers import require
+
+    require("fastapi", "server")
+    require("uvicorn", "server")
+    from eventstore.server.serve import serve
+
+    settings = parse_config(
+        ServerSettings,
+        {
+            "endpoints": str(endpoints) if endpoints is not None else None,
+            "host": host,
+            "port": port,
+            "auth_token": auth_token,
+            "jwt_secret": jwt_secret,
+            "jwt_method": jwt_method,
+            "workers": workers,
+            "max_body_bytes": max_body_bytes,
+            "graceful_timeout": graceful_timeout,
+            "access_log": access_log,
+        },
+        "run",
+    )
+    serve(settings, echo=lambda line: typer.echo(line, err=True))

@@ -1,0 +1,177 @@
+"""Run the app on uvicorn: one process, or ``--workers N`` processes sharing one socket.
+
+Start-up says where the service listens and which store and broker it uses, with every
+password masked. The access log never shows a ``?token=`` value. On SIGTERM/SIGINT uvicorn
+stops accepting, lets in-flight requests finish (up to ``graceful_timeout`` s), then the
+app's shutdown closes the store, which flushes the event relay and closes the broker.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from eventstore.errors import ConfigError
+from eventstore.server.config import SETTINGS_ENV, ServerSettings
+
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_QUERY_TOKEN = re.compile(r"([?&](?:token|access_token)=)[^&\s\"]*", re.IGNORECASE)
+MASK = "***"
+
+
+class RedactTokens(logging.Filter):
+    """Replaces ``?token=...`` (and passwords in URLs) in log records with ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact(text: str) -> str:
+    """``text`` with query tokens and URL passwords masked."""
+    return _URL_PASSWORD.sub(rf"\1{MASK}@", _QUERY_TOKEN.sub(rf"\1{MASK}", text))
+
+
+def describe_section(section: Mapping[str, Any] | None) -> str:
+    """``key=value`` pairs of an endpoints.yml section, secrets and URL passwords masked."""
+    if not section:
+        return ""
+    parts = []
+    for key, value in section.items():
+        if _SECRET_KEY.search(str(key)) and value is not None:
+            shown = MASK
+        elif isinstance(value, Mapping):
+            shown = "{" + describe_section(value) + "}"
+        else:
+            shown = redact(str(value))
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging config with the token filter on every handler, plus our logger."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": f"{__name__}.RedactTokens"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["loggers"]["eventstore"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port`` (port 0: a free port), inheritable by workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
+    """What ``eventstore run`` prints before serving."""
+    from eventstore import __version__
+    from eventstore.stores.memory import InMemoryTrackerStore
+
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    lines = [f"eventstore {__version__} listening on http://{host}:{port} (docs: /docs)"]
+    endpoints = None
+    if settings.endpoints is not None:
+        from eventstore.endpoints import load_endpoints
+
+        endpoints = load_endpoints(settings.endpoints)
+    store_section = describe_section(endpoints.tracker_store if endpoints else None)
+    shown = f" ({store_section})" if store_section else ""
+    lines.append(f"tracker store: {type(store).__name__}{shown}")
+    broker = store.event_broker
+    if broker is None:
+        lines.append("event broker: none")
+    else:
+        broker_section = describe_section(endpoints.event_broker if endpoints else None)
+        lines.append(f"event broker: {type(broker).__name__} ({broker_section})")
+    if isinstance(store, InMemoryTrackerStore):
+        lines.append(
+            "WARNING: the in-memory store keeps conversations in this process only; "
+            "history is lost on restart. Pass --endpoints endpoints.yml for a persistent store."
+        )
+    if settings.auth_token and settings.jwt_secret:
+        auth = f"token or JWT ({settings.jwt_method})"
+    elif settings.auth_token:
+        auth = "token"
+    elif settings.jwt_secret:
+        auth = f"JWT ({settings.jwt_method})"
+    else:
+        auth = "off (anyone who can reach the port can read and write conversations)"
+    lines.append(f"auth: {auth}; workers: {settings.workers}")
+    return lines
+
+
+def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
+    """Serve until SIGTERM/SIGINT; configuration errors raise before anything listens."""
+    import uvicorn
+
+    from eventstore.server.app import build_store, close_store, create_app
+    from eventstore.stores.memory import InMemoryTrackerStore
+
+    store = build_store(settings)
+    if settings.workers > 1 and isinstance(store, InMemoryTrackerStore):
+        close_store(store)
+        raise ConfigError(
+            f"--workers {settings.workers} needs a shared store: each worker process would "
+            "keep its own in-memory conversations. Configure one in endpoints.yml "
+            "(e.g. type: sql) or run one worker."
+        )
+    try:
+        sock = bind(settings.host, settings.port)
+    except ConfigError:
+        close_store(store)
+        raise
+    for line in startup_lines(settings, store, sock.getsockname()[1]):
+        echo(line)
+    common: dict[str, Any] = {
+        "log_config": log_config(settings.log_level),
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "proxy_headers": False,
+    }
+    if settings.workers == 1:
+        app = create_app(store, settings)
+        server = uvicorn.Server(uvicorn.Config(app, **common))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+        return
+    # Several workers: each builds its own store from the same endpoints (see app_from_env).
+    close_store(store)
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    config = uvicorn.Config(
+        "eventstore.server.app:app_from_env", factory=True, workers=settings.workers, **common
+    )
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+        os.environ.pop(SETTINGS_ENV, None)
