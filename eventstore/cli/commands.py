@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from eventstore.cli import (
+    db,  # noqa: F401
+    events,  # noqa: F401
     export,  # noqa: F401
     info,  # noqa: F401
     migrate,  # noqa: F401

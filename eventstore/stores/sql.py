@@ -32,30 +32,26 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Select,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
-    text,
 )
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from eventstore.config import StrictConfig, secret_value
+from eventstore.config import StrictConfig
 from eventstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
-    EventStoreError,
     EventValidationError,
 )
 from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+from eventstore.stores.sql_engine import WRITE_OPTION, SQLDatabase
 from eventstore.stores.sql_migrate import ensure_schema
 from eventstore.stores.sql_schema import event_outbox, events
-from eventstore.stores.sql_url import SQLConfig, build_url, masked, require_driver
+from eventstore.stores.sql_url import SQLConfig, masked
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +88,14 @@ class SQLTrackerStore(TrackerStore):
     ) -> None:
         super().__init__(event_broker, max_event_bytes)
         self.config = config if config is not None else SQLConfig()
-        self.url: URL = build_url(self.config)
         self.max_attempts = max_attempts
-        require_driver(self.url)
-        self._where = f"{self.url.get_backend_name()} database {masked(self.url)}"
-        self._secret = secret_value(self.config.password) or self.url.password
-        self._memory = self.url.get_backend_name() == "sqlite" and self.url.database in (
-            None,
-            "",
-            ":memory:",
-        )
+        self.db = SQLDatabase(self.config)
+        self.url: URL = self.db.url
+        self.engine: Engine = self.db.engine
         #: Serialises every operation on an in-memory SQLite database (one shared connection).
-        self._serial: threading.RLock | None = threading.RLock() if self._memory else None
-        if self.config.login_db:
-            self._create_database()
-        self.engine: Engine = self._create_engine()
-        with self._translate("preparing the schema"):
-            ensure_schema(self.engine, self._where)
+        self._serial: threading.RLock | None = threading.RLock() if self.db.memory else None
+        with self.db.translate("preparing the schema"):
+            ensure_schema(self.engine, self.db.where)
         if self.engine.dialect.name in ("mysql", "mariadb"):
             # MariaDB >= 10.3 has sequences, and SQLAlchemy would then use the Oracle-only
             # optional ``events_seq``; ids come from AUTO_INCREMENT, as in Rasa's table.
@@ -126,93 +113,7 @@ class SQLTrackerStore(TrackerStore):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={masked(self.url)!r})"
 
-    # -- engine and error translation ----------------------------------------------------
-    def _create_engine(self) -> Engine:
-        backend = self.url.get_backend_name()
-        if backend == "sqlite":
-            options: dict[str, Any] = {
-                "connect_args": {
-                    "timeout": self.config.sqlite_busy_timeout,
-                    "check_same_thread": False,
-                }
-            }
-            if self._memory:
-                options["poolclass"] = StaticPool
-            engine = create_engine(self.url, **options)
-            self._sqlite_setup(engine, wal=not self._memory)
-            return engine
-        return create_engine(
-            self.url,
-            pool_size=self.config.pool_size,
-            max_overflow=self.config.max_overflow,
-            pool_timeout=self.config.pool_timeout,
-            pool_recycle=self.config.pool_recycle,
-            pool_pre_ping=self.config.pool_pre_ping,
-        )
-
-    def _sqlite_setup(self, engine: Engine, wal: bool) -> None:
-        """WAL, a busy timeout, and transactions eventstore begins itself (IMMEDIATE to write)."""
-        busy_ms = int(self.config.sqlite_busy_timeout * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-            cursor = dbapi_connection.cursor()
-            if wal:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            immediate = conn.get_execution_options().get("eventstore_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    def _create_database(self) -> None:
-        """PostgreSQL ``login_db``: connect there and create the target database if missing."""
-        target = self.url.database
-        if self.url.get_backend_name() != "postgresql":
-            logger.warning("login_db is only used with PostgreSQL; ignored for %s", self._where)
-            return
-        login_url = self.url.set(database=self.config.login_db)
-        engine = create_engine(login_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with self._translate(f"creating database {target!r}"), engine.connect() as conn:
-                found = conn.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target}
-                ).scalar()
-                if not found:
-                    quoted = engine.dialect.identifier_preparer.quote(str(target))
-                    logger.info("creating database %s via %s", target, masked(login_url))
-                    try:
-                        conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-                    except DBAPIError as exc:
-                        if getattr(exc.orig, "sqlstate", None) != "42P04":  # created meanwhile
-                            raise
-        finally:
-            engine.dispose()
-
-    def _describe(self, exc: BaseException) -> str:
-        """A driver error as one line, with the password (should a driver echo it) masked."""
-        orig = getattr(exc, "orig", None) or exc
-        lines = str(orig).strip().splitlines()
-        message = f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-        if self._secret:
-            message = message.replace(self._secret, "***")
-        return message
-
-    @contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        """The one place driver errors become eventstore errors."""
-        try:
-            yield
-        except EventStoreError:
-            raise
-        except SQLAlchemyError as exc:
-            raise BackendUnavailable(
-                f"{action} failed on {self._where}: {self._describe(exc)}"
-            ) from exc
-
+    # -- connections -------------------------------------------------------------------
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[Connection]:
         """A connection in a transaction, committed on success (rolled back on error)."""
@@ -221,7 +122,7 @@ class SQLTrackerStore(TrackerStore):
         try:
             with self.engine.connect() as conn:
                 if write:
-                    conn.execution_options(eventstore_write=True)
+                    conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
         finally:
@@ -258,12 +159,12 @@ class SQLTrackerStore(TrackerStore):
         rows = self._rows(events_)
         for attempt in range(self.max_attempts):
             try:
-                with self._translate(f"appending to {sender_id!r}"):
+                with self.db.translate(f"appending to {sender_id!r}"):
                     return self._append_once(sender_id, events_, rows, expected_version)
             except _Retry:
                 time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
         raise BackendUnavailable(
-            f"appending to {sender_id!r} on {self._where} lost {self.max_attempts} races "
+            f"appending to {sender_id!r} on {self.db.where} lost {self.max_attempts} races "
             "in a row; try again"
         )
 
@@ -333,19 +234,19 @@ class SQLTrackerStore(TrackerStore):
             .where(events.c.sender_id == sender_id, events.c.seq > after)
             .order_by(events.c.seq)
         )
-        with self._translate(f"reading {sender_id!r}"), self._connect() as conn:
+        with self.db.translate(f"reading {sender_id!r}"), self._connect() as conn:
             rows = conn.execute(stmt).scalars().all()
         return [json.loads(row) for row in rows]
 
     def version(self, sender_id: str) -> int:
-        with self._translate(f"reading the version of {sender_id!r}"), self._connect() as conn:
+        with self.db.translate(f"reading the version of {sender_id!r}"), self._connect() as conn:
             return self._max_seq(conn, sender_id)
 
     def _session_start(self, sender_id: str) -> int:
         stmt = select(func.max(events.c.seq)).where(
             events.c.sender_id == sender_id, events.c.type_name == "session_started"
         )
-        with self._translate(f"reading the session of {sender_id!r}"), self._connect() as conn:
+        with self.db.translate(f"reading the session of {sender_id!r}"), self._connect() as conn:
             return int(conn.execute(stmt).scalar() or 0)
 
     def keys(self) -> Iterator[str]:
@@ -378,8 +279,8 @@ class SQLTrackerStore(TrackerStore):
 
     def _stream(self, stmt: Select[Any], action: str) -> Iterator[Any]:
         """Rows of ``stmt`` fetched in batches (a server-side cursor where the driver has one)."""
-        with self._translate(action), self._connect() as conn:
-            if self._memory:  # one shared connection: do not hold it while the caller iterates
+        with self.db.translate(action), self._connect() as conn:
+            if self.db.memory:  # one shared connection: do not hold it while the caller iterates
                 rows = conn.execute(stmt).all()
             else:
                 result = conn.execution_options(yield_per=STREAM_BATCH).execute(stmt)
@@ -389,7 +290,7 @@ class SQLTrackerStore(TrackerStore):
 
     # -- delete and outbox ---------------------------------------------------------------
     def delete(self, sender_id: str) -> int:
-        with self._translate(f"deleting {sender_id!r}"), self._connect(write=True) as conn:
+        with self.db.translate(f"deleting {sender_id!r}"), self._connect(write=True) as conn:
             conn.execute(delete(event_outbox).where(event_outbox.c.sender_id == sender_id))
             result = conn.execute(delete(events).where(events.c.sender_id == sender_id))
             return int(result.rowcount)
@@ -401,13 +302,13 @@ class SQLTrackerStore(TrackerStore):
             .order_by(event_outbox.c.id)
             .limit(max(limit, 0))
         )
-        with self._translate("reading the outbox"), self._connect() as conn:
+        with self.db.translate("reading the outbox"), self._connect() as conn:
             rows = conn.execute(stmt).all()
         return [StoredEvent(r.sender_id, r.seq, json.loads(r.data), r.id) for r in rows]
 
     def outbox_ack(self, events_: Sequence[StoredEvent]) -> None:
         ids = [e.position for e in events_ if e.position is not None]
-        with self._translate("acknowledging outbox events"), self._connect(write=True) as conn:
+        with self.db.translate("acknowledging outbox events"), self._connect(write=True) as conn:
             for start in range(0, len(ids), STREAM_BATCH):
                 chunk = ids[start : start + STREAM_BATCH]
                 conn.execute(delete(event_outbox).where(event_outbox.c.event_id.in_(chunk)))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +25,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from eventstore.errors import SchemaError
+from eventstore.stores.sql_engine import WRITE_OPTION
 from eventstore.stores.sql_schema import HEAD_REVISION, RASA_COLUMNS, RASA_REVISION
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ def migrations_dir() -> Path:
     """The directory of the installed ``migrations`` package."""
     import migrations
 
-    return Path(migrations.__file__).resolve().parent
+    return Path(next(iter(migrations.__path__))).resolve()
 
 
 def alembic_config(
@@ -96,7 +100,7 @@ def ensure_schema(engine: Engine, where: str) -> None:
     """
     try:
         with engine.connect() as conn:
-            conn.execution_options(eventstore_write=True)  # SQLite: take the write lock now
+            conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
             with conn.begin():
                 state = schema_state(conn)
                 if state.kind == "empty":
@@ -130,6 +134,15 @@ def _refuse(state: SchemaState, where: str) -> None:
     )
 
 
+@contextmanager
+def _alembic_errors(action: str) -> Iterator[None]:
+    """Alembic's own errors (an unknown revision...) as ``SchemaError``."""
+    try:
+        yield
+    except CommandError as exc:
+        raise SchemaError(f"{action}: {exc}") from exc
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Upgrade to ``revision``; a Rasa database is stamped at revision 1 first. Returns a report."""
     with engine.begin() as conn:
@@ -141,7 +154,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
             lines.append(
                 f"recognised a Rasa SQLTrackerStore database; stamped at revision {RASA_REVISION}"
             )
-        command.upgrade(config, revision)
+        with _alembic_errors(f"upgrading to {revision!r}"):
+            command.upgrade(config, revision)
         lines.append(f"now at revision {current_revision(conn) or 'base'}")
     return "\n".join(lines)
 
@@ -149,7 +163,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
 def downgrade(engine: Engine, revision: str) -> str:
     """Downgrade to ``revision`` (``base`` drops every table and event)."""
     with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), revision)
+        with _alembic_errors(f"downgrading to {revision!r}"):
+            command.downgrade(alembic_config(conn), revision)
         return f"now at revision {current_revision(conn) or 'base'}"
 
 
@@ -170,11 +185,25 @@ def current(engine: Engine) -> str:
     return f"{state.revision}{marker}"
 
 
-def history() -> str:
-    """The revisions shipped with this version, newest first."""
+def history(current: str | None = None) -> str:
+    """The revisions shipped with this version, newest first; ``current`` is marked."""
     lines = []
     for script in script_directory().walk_revisions():
-        doc = (script.doc or "").strip().splitlines()[0] if script.doc else ""
-        head = " (head)" if script.revision == HEAD_REVISION else ""
-        lines.append(f"{script.down_revision or 'base'} -> {script.revision}{head}: {doc}")
+        doc = script.doc.strip().splitlines()[0].replace("``", "") if script.doc else ""
+        marks = [
+            m
+            for m, on in (
+                ("head", script.revision == HEAD_REVISION),
+                ("current", script.revision == current),
+            )
+            if on
+        ]
+        mark = f" ({', '.join(marks)})" if marks else ""
+        lines.append(f"{script.down_revision or 'base'} -> {script.revision}{mark}: {doc}")
     return "\n".join(lines)
+
+
+def history_of(engine: Engine) -> str:
+    """``history`` with the revision of the database behind ``engine`` marked."""
+    with engine.connect() as conn:
+        return history(current_revision(conn))
