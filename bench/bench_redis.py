@@ -84,7 +84,11 @@ def append_rates(store: RedisTrackerStore, client: redis.Redis, batch: int) -> d
         store.append(full_sid, events, expected_version=store.version(full_sid))
         return batch
 
-    result = {"raw": rate(raw), "script": rate(script_only), "append": rate(full)}
+    # interleaved rounds, best of each: other load on the machine hits all three alike
+    result = {"raw": 0.0, "script": 0.0, "append": 0.0}
+    for _ in range(3):
+        for name, fn in (("raw", raw), ("script", script_only), ("append", full)):
+            result[name] = max(result[name], rate(fn, 0.3))
     client.delete(raw_key)
     store.delete(script_sid)
     store.delete(full_sid)
