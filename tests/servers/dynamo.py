@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -68,10 +69,13 @@ def unique_table(prefix: str = "es-test") -> str:
 def start_server(timeout: float = 30.0) -> DynamoServer:
     """Start the serialised moto server in a subprocess; fail clearly if it cannot start."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The server logs every request to stderr: a file, not a pipe nobody reads (a full pipe
+    # would block the server mid-request once 64 KiB of log lines piled up).
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve())],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env=env,
     )
@@ -79,8 +83,9 @@ def start_server(timeout: float = 30.0) -> DynamoServer:
     line = process.stdout.readline().strip()
     if not line.startswith("PORT "):
         process.kill()
-        _, err = process.communicate(timeout=timeout)
-        raise RuntimeError(f"the moto DynamoDB server did not start: {line} {err[-2000:]}")
+        process.wait(timeout=timeout)
+        log.seek(0)
+        raise RuntimeError(f"the moto DynamoDB server did not start: {line} {log.read()[-2000:]}")
     return DynamoServer(url=f"http://127.0.0.1:{int(line.split()[1])}", process=process)
 
 
