@@ -38,6 +38,8 @@ _EMPTY_MESSAGE: Mapping[str, Any] = MappingProxyType(
 _LOOP_EVENTS = frozenset({"active_loop", "form"})
 #: Event types that loop pruning removes between two runs of a loop (Rasa's applied events).
 _PRUNED_BY_LOOP = frozenset({"action", "user", "user_featurization"})
+#: Event types whose step in the applied-events fold is more than an append.
+_FOLD_SPECIAL = frozenset({"action", "undo", "rewind"})
 
 Event = dict[str, Any]
 
@@ -142,7 +144,7 @@ class Tracker:
 
         The event is copied, so the caller's dict is never changed.
         """
-        if not isinstance(event, Mapping):
+        if type(event) is not dict and not isinstance(event, Mapping):
             raise EventValidationError(
                 f"an event must be a JSON object, got {type(event).__name__}"
             )
@@ -201,21 +203,7 @@ class Tracker:
         events = self.events
         events.append(event)
         kind = event.get("event")
-        if kind == "user":
-            self._input_channel = event.get("input_channel")
-        elif kind == "action":
-            name = event.get("name")
-            if isinstance(name, str):
-                self._actions_seen.add(name)
-        elif kind in _LOOP_EVENTS:
-            name = event.get("name")
-            if name and isinstance(name, str) and name not in self._loop_names:
-                self._loop_names.add(name)
-                # Applied events already folded may have kept a run of this loop that
-                # pruning would now drop: refold lazily, only when someone needs them.
-                if name in self._actions_seen:
-                    self._applied_stale = True
-        elif kind == "restart" or kind == "session_started":
+        if kind == "restart" or kind == "session_started":
             if kind == "restart":
                 self._after_restart = len(events)
             else:
@@ -224,11 +212,29 @@ class Tracker:
             self._applied_from = len(events)
             self._applied_stale = False
             self._actions_seen = set()
-        if not self._applied_stale and kind != "restart" and kind != "session_started":
-            self._fold_applied(self._applied, event, kind)
-        if kind == "rewind" or kind == "undo":
-            self._replay_applied()
-            return
+        else:
+            if kind == "user":
+                self._input_channel = event.get("input_channel")
+            elif kind == "action":
+                name = event.get("name")
+                if type(name) is str:
+                    self._actions_seen.add(name)
+            elif kind in _LOOP_EVENTS:
+                name = event.get("name")
+                if name and type(name) is str and name not in self._loop_names:
+                    self._loop_names.add(name)
+                    # Applied events already folded may have kept a run of this loop that
+                    # pruning would now drop: refold lazily, only when someone needs them.
+                    if name in self._actions_seen:
+                        self._applied_stale = True
+            if not self._applied_stale:
+                if kind in _FOLD_SPECIAL:
+                    self._fold_applied(self._applied, event, kind)
+                else:
+                    self._applied.append(event)
+            if kind == "rewind" or kind == "undo":
+                self._replay_applied()
+                return
         handler = self._STATE_HANDLERS.get(kind)  # type: ignore[arg-type]
         if handler is not None:
             handler(self, event)
@@ -284,7 +290,7 @@ class Tracker:
     # -- effect of each event type on the state (rasa-compat.md §1) -------------------
     def _on_user(self, event: Event) -> None:
         parse_data = event.get("parse_data")
-        if not isinstance(parse_data, Mapping):
+        if type(parse_data) is not dict and not isinstance(parse_data, Mapping):
             parse_data = {}
         intent = parse_data.get("intent")
         entities = parse_data.get("entities")
