@@ -25,15 +25,7 @@ from sqlalchemy.dialects import mysql
 from brokers.base import EventBroker, PublishError
 from eventstore.config import StrictConfig, secret_value
 from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
-
-#: SQLAlchemy drivers used when a URL names only the dialect (the ones eventstore installs).
-DEFAULT_DRIVERS = {
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mysql+pymysql",
-    "oracle": "oracle+oracledb",
-}
+from eventstore.stores.sql_url import masked, require_driver, with_driver
 
 
 class SQLBrokerConfig(StrictConfig):
@@ -61,8 +53,8 @@ def build_url(settings: SQLBrokerConfig) -> sa.URL:
     if settings.url and "://" in settings.url:
         try:
             url = sa.make_url(settings.url)
-        except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"event_broker: key 'url' is not a database URL: {exc}") from None
+        except (sa.exc.ArgumentError, ValueError):  # the message would echo the password
+            raise ConfigError("event_broker: key 'url' is not a valid database URL") from None
     else:
         host, port = settings.url, settings.port
         if host and ":" in host and port is None:
@@ -77,8 +69,8 @@ def build_url(settings: SQLBrokerConfig) -> sa.URL:
             database=settings.db,
             query=settings.query,
         )
-    if "+" not in url.drivername and url.drivername in DEFAULT_DRIVERS:
-        url = url.set(drivername=DEFAULT_DRIVERS[url.drivername])
+    url = with_driver(url)
+    require_driver(url)
     return url
 
 
@@ -115,9 +107,13 @@ class SQLEventBroker(EventBroker):
         try:
             yield
         except sa.exc.OperationalError as exc:
-            raise BrokerUnavailable(f"SQL broker: {what} failed: database unreachable") from exc
+            raise BrokerUnavailable(
+                f"SQL broker: {what} failed: {masked(self.url)} unreachable"
+            ) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise BrokerError(f"SQL broker: {what} failed: {type(exc).__name__}") from exc
+            raise BrokerError(
+                f"SQL broker: {what} failed on {masked(self.url)}: {type(exc).__name__}"
+            ) from exc
 
     @property
     def engine(self) -> sa.Engine:
@@ -165,4 +161,4 @@ class SQLEventBroker(EventBroker):
                 self._engine = None
 
     def __repr__(self) -> str:
-        return f"SQLEventBroker(url={self.url.render_as_string(hide_password=True)!r})"
+        return f"SQLEventBroker(url={masked(self.url)!r})"

@@ -106,6 +106,7 @@ class TcpProxy:
                     continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
             except OSError:
                 _hard_close(client)
                 continue
@@ -115,6 +116,8 @@ class TcpProxy:
                     _hard_close(upstream)
                     continue
                 self._sockets.update((client, upstream))
+                for sock in (client, upstream):  # forward small frames at once (no Nagle delay)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.connections += 1
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 

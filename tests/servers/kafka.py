@@ -53,36 +53,55 @@ def wait_for_kafka(bootstrap: str, process: subprocess.Popen[bytes], timeout: fl
     pytest.fail(f"Tansu did not answer on {bootstrap} within {timeout} s: {last!r}")
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """``127.0.0.1:<port>`` of a Tansu broker running for the whole session."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
+def start_tansu(port: int, advertised_port: int | None = None) -> subprocess.Popen[bytes]:
+    """Start Tansu on ``127.0.0.1:port``; wait until it answers (fail the test if not).
+
+    ``advertised_port`` is the port clients are told to use (a proxy's, to put the proxy
+    on every connection); it defaults to ``port``.
+    """
+    listen = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     process = subprocess.Popen(
         [
             tansu_binary(),
             "broker",
             "--listener-url",
-            url,
+            listen,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bootstrap = f"127.0.0.1:{port}"
     try:
-        wait_for_kafka(bootstrap, process)
-        yield bootstrap
+        wait_for_kafka(f"127.0.0.1:{port}", process)
+    except BaseException:
+        stop_tansu(process)
+        raise
+    return process
+
+
+def stop_tansu(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``127.0.0.1:<port>`` of a Tansu broker running for the whole session."""
+    port = free_port()
+    process = start_tansu(port)
+    try:
+        yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_tansu(process)
 
 
 @pytest.fixture

@@ -1,0 +1,253 @@
+"""The outbox relay: publish after storing, confirm before acknowledging, retry, drain, stop."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from brokers.base import PublishError
+from brokers.file import FileEventBroker
+from brokers.rabbitmq import PikaBrokerConfig, PikaEventBroker
+from brokers.testing import assert_delivered_once_in_order
+from eventstore.errors import BrokerError, BrokerUnavailable
+from eventstore.factory import create_tracker_store
+from eventstore.relay import BufferOutbox, OutboxRelay
+from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+from eventstore.stores.memory import InMemoryTrackerStore
+from eventstore.stores.sql import SQLTrackerStore
+from eventstore.testing import new_id, turn
+from tests.proxy import TcpProxy
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The bodies a plain file consumer reads."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def stored_messages(store: TrackerStore, senders: list[str]) -> list[dict[str, Any]]:
+    """What the store holds, as broker bodies."""
+    return [e.as_message() for s in senders for e in store.query(EventQuery(sender_id=s))]
+
+
+class FailingAfter(FileEventBroker):
+    """A file broker that accepts ``accept`` messages and then fails, for a few calls."""
+
+    def __init__(self, path: Path, accept: int, failures: int) -> None:
+        super().__init__(path)
+        self.accept = accept
+        self.failures_left = failures
+
+    def publish_many(self, messages: Any) -> None:
+        batch = list(messages)
+        if self.failures_left > 0 and len(batch) > self.accept:
+            self.failures_left -= 1
+            super().publish_many(batch[: self.accept])
+            raise PublishError("broker went away", confirmed=self.accept)
+        super().publish_many(batch)
+
+
+class NoOutboxStore(InMemoryTrackerStore):
+    """The in-memory store without its outbox: the relay buffers in process memory."""
+
+    supports_outbox: ClassVar[bool] = False
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def test_in_memory_store_publishes_every_event_in_seq_order(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    store = InMemoryTrackerStore(event_broker=FileEventBroker(path))
+    senders = [new_id() for _ in range(3)]
+    for i in range(5):
+        for sender in senders:
+            store.append(sender, turn(i))
+    assert store.relay is not None and store.relay.running
+    assert store.stop_relay(drain_timeout=10) is True
+    assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
+    assert store.outbox_pending() == []
+
+
+def test_sql_store_outbox_is_emptied_once_published(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "events.log"
+    store = SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(path))
+    senders = [new_id() for _ in range(3)]
+    for sender in senders:
+        store.append(sender, turn(1) + turn(2))
+    assert store.stop_relay(drain_timeout=10) is True
+    assert store.outbox_pending() == []
+    assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
+    store.close()
+
+
+def test_store_from_config_publishes_what_an_earlier_run_left(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Events stored while the broker failed go out when the store is opened again."""
+    path = tmp_path / "events.log"
+    sender = new_id()
+    earlier = SQLTrackerStore.from_url(
+        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    )
+    earlier.append(sender, turn(1) + turn(2))
+    assert earlier.stop_relay(drain_timeout=0.2) is False
+    earlier.close()
+    assert read_lines(path) == []
+    later = create_tracker_store({"type": "sql", "url": sqlite_url}, FileEventBroker(path))
+    assert later.relay is not None and later.relay.running  # started with no append
+    assert later.stop_relay(drain_timeout=10) is True
+    assert_delivered_once_in_order(read_lines(path), stored_messages(later, [sender]))
+    later.close()
+
+
+def test_partial_failure_acks_only_what_the_broker_confirmed(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    store = InMemoryTrackerStore(event_broker=FailingAfter(path, accept=3, failures=2))
+    sender = new_id()
+    store.append(sender, turn(1) + turn(2) + turn(3))
+    relay = store.relay
+    assert relay is not None
+    assert store.stop_relay(drain_timeout=10) is True
+    assert relay.failures == 2
+    assert relay.published == 12
+    assert_delivered_once_in_order(read_lines(path), stored_messages(store, [sender]))
+
+
+def test_drain_publishes_another_process_outbox_once(tmp_path: Path, sqlite_url: str) -> None:
+    """What ``eventstore relay --once`` does: a store opened without a broker, drained."""
+    path = tmp_path / "events.log"
+    writer = SQLTrackerStore.from_url(
+        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    )
+    senders = [new_id() for _ in range(3)]
+    for sender in senders:
+        writer.append(sender, turn(1) + turn(2))
+    writer.stop_relay(drain_timeout=0)
+    reader = SQLTrackerStore.from_url(sqlite_url)
+    relay = OutboxRelay(reader, FileEventBroker(path), batch_size=5)
+    assert relay.drain(timeout=10) == 24
+    assert relay.drain(timeout=10) == 0
+    assert reader.outbox_pending() == []
+    assert_delivered_once_in_order(read_lines(path), stored_messages(reader, senders))
+    reader.close()
+    writer.close()
+
+
+def test_store_without_outbox_publishes_through_the_process_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "events.log"
+    store = NoOutboxStore(event_broker=FileEventBroker(path))
+    senders = [new_id() for _ in range(4)]
+    for sender in senders:
+        store.append(sender, turn(1))
+    relay = store.relay
+    assert relay is not None and isinstance(relay.outbox, BufferOutbox)
+    assert store.stop_relay(drain_timeout=10) is True
+    assert len(relay.outbox) == 0
+    assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
+
+
+def test_buffer_outbox_refuses_events_beyond_its_bound() -> None:
+    buffer = BufferOutbox(max_events=3)
+    events = [StoredEvent("a", i, {"event": "restart"}) for i in range(1, 5)]
+    buffer.add(events[:2])
+    buffer.add(events[2:])  # 2 more would exceed 3: dropped, counted
+    assert [e.seq for e in buffer.outbox_pending()] == [1, 2]
+    assert buffer.dropped == 2
+    buffer.outbox_ack(events[:1])
+    assert [e.seq for e in buffer.outbox_pending()] == [2]
+
+
+def test_appends_succeed_while_the_broker_is_unreachable_and_publish_once_it_is_back(
+    rabbit_topology: Any,
+) -> None:
+    from tests.contract.test_brokers import RabbitConsumer
+
+    with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
+        proxy.cut()
+        broker = PikaEventBroker(
+            PikaBrokerConfig(
+                url="127.0.0.1",
+                port=proxy.port,
+                exchange_name=rabbit_topology.exchange,
+                queues=list(rabbit_topology.queues),
+                connection_attempts=1,
+                retry_delay_in_seconds=0,
+            )
+        )
+        store = InMemoryTrackerStore(event_broker=broker)
+        store.start_relay(min_backoff=0.05, max_backoff=0.2)
+        senders = [new_id() for _ in range(3)]
+        for sender in senders:
+            store.append(sender, turn(1) + turn(2))  # never raises: the broker is not involved
+        relay = store.relay
+        assert relay is not None
+        _wait_until(lambda: relay.failures >= 2)
+        assert relay.published == 0
+        assert len(store.outbox_pending()) == 24
+        assert isinstance(relay.last_error, BrokerError)
+        assert isinstance(relay.last_error.__cause__, BrokerUnavailable)
+        proxy.restore()
+        assert store.stop_relay(drain_timeout=20) is True
+    consumer = RabbitConsumer(rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0])
+    try:
+        assert_delivered_once_in_order(consumer(24), stored_messages(store, senders))
+    finally:
+        consumer.close()
+
+
+def test_a_hung_broker_never_blocks_appends(rabbit_topology: Any) -> None:
+    """The broker accepts connections and never answers: appends still return."""
+    with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
+        proxy.blackhole()
+        broker = PikaEventBroker(
+            PikaBrokerConfig(
+                url="127.0.0.1",
+                port=proxy.port,
+                exchange_name=rabbit_topology.exchange,
+                queues=list(rabbit_topology.queues),
+                connection_attempts=1,
+            )
+        )
+        store = InMemoryTrackerStore(event_broker=broker)
+        sender = new_id()
+        done = threading.Event()
+
+        def talk() -> None:
+            for i in range(20):
+                store.append(sender, turn(i))
+            done.set()
+
+        worker = threading.Thread(target=talk)
+        worker.start()
+        worker.join(30)  # generous: a blocked append would never finish
+        assert done.is_set(), "appends blocked behind a hung broker"
+        assert store.version(sender) == 80
+        proxy.restore()
+        assert store.stop_relay(drain_timeout=30) is True
+        assert store.outbox_pending() == []
+
+
+def test_stop_reports_events_a_failing_broker_left(tmp_path: Path) -> None:
+    store = InMemoryTrackerStore()
+    store.event_broker = FailingAfter(tmp_path / "x.log", accept=0, failures=10**6)
+    store.append(new_id(), turn(1))
+    assert store.stop_relay(drain_timeout=0.3) is False
+    assert len(store.outbox_pending()) == 4
+
+
+def _wait_until(condition: Any, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.02)

@@ -1,0 +1,164 @@
+"""Broker outages mid-stream: the link to RabbitMQ or Kafka is cut by a proxy and restored.
+
+Appends run in their own thread the whole time; none may fail or block. Afterwards a plain
+client consumer must see every stored event, first occurrences in order per conversation,
+and duplicates only from the at-least-once window (at most one batch per failed attempt).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from brokers.base import EventBroker
+from brokers.kafka import KafkaBrokerConfig, KafkaEventBroker
+from brokers.rabbitmq import PikaBrokerConfig, PikaEventBroker
+from brokers.testing import assert_delivered_once_in_order
+from eventstore.stores.base import EventQuery, TrackerStore
+from eventstore.stores.memory import InMemoryTrackerStore
+from eventstore.testing import new_id, turn
+from tests.contract.test_brokers import KafkaTopicConsumer, RabbitConsumer
+from tests.proxy import TcpProxy
+from tests.servers.kafka import free_port, start_tansu, stop_tansu
+
+SENDERS = 4
+TURNS = 40  # 4 events each: 640 events in all
+
+
+def append_while_cutting(store: TrackerStore, proxy: TcpProxy, cuts: int) -> list[str]:
+    """Append from a thread while the proxy link is cut ``cuts`` times; return the senders."""
+    senders = [new_id() for _ in range(SENDERS)]
+    errors: list[BaseException] = []
+    appended = threading.Event()
+
+    def talk() -> None:
+        try:
+            for i in range(TURNS):
+                for sender in senders:
+                    store.append(sender, turn(i))
+                time.sleep(0.01)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            appended.set()
+
+    worker = threading.Thread(target=talk)
+    worker.start()
+    relay = store.relay
+    assert relay is not None
+    for _ in range(cuts):
+        published = relay.published
+        _wait_until(lambda p=published: relay.published > p)  # mid-stream: publishing is on
+        proxy.cut()
+        time.sleep(0.3)
+        proxy.restore()
+    worker.join(60)
+    assert appended.is_set(), "appends blocked during the outage"
+    assert errors == [], f"an append failed during the outage: {errors[0]!r}"
+    return senders
+
+
+def check_delivery(
+    store: TrackerStore, senders: list[str], received: list[dict[str, Any]], failures: int
+) -> None:
+    """Every event, first occurrences in order, duplicates only from failed attempts."""
+    expected = [e.as_message() for s in senders for e in store.query(EventQuery(sender_id=s))]
+    assert len(expected) == SENDERS * TURNS * 4
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for message in received:
+        first.setdefault((message["sender_id"], message["seq"]), message)
+    duplicates = len(received) - len(first)
+    assert_delivered_once_in_order(list(first.values()), expected)
+    assert duplicates <= failures * store.relay.batch_size if store.relay else duplicates == 0
+
+
+def consume_all(consume: Callable[[int, float], list[dict[str, Any]]], count: int) -> list[Any]:
+    received = consume(count, 30)
+    received += consume(10**6, 1.0)  # and any duplicates behind them
+    return received
+
+
+def test_rabbitmq_link_cut_mid_stream_loses_nothing(rabbit_topology: Any) -> None:
+    with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
+        broker = PikaEventBroker(
+            PikaBrokerConfig(
+                url="127.0.0.1",
+                port=proxy.port,
+                exchange_name=rabbit_topology.exchange,
+                queues=list(rabbit_topology.queues),
+                connection_attempts=2,
+                retry_delay_in_seconds=0.2,
+            )
+        )
+        assert broker.is_ready()  # the queues exist before anything is published
+        store = InMemoryTrackerStore(event_broker=broker)
+        store.start_relay(min_backoff=0.05, max_backoff=0.5, batch_size=50)
+        senders = append_while_cutting(store, proxy, cuts=3)
+        relay = store.relay
+        assert relay is not None
+        assert store.stop_relay(drain_timeout=30) is True
+        assert relay.failures >= 1  # the cuts really interrupted publishing
+        assert proxy.connections >= 2  # and the broker reconnected
+    consumer = RabbitConsumer(rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0])
+    try:
+        received = consume_all(consumer, SENDERS * TURNS * 4)
+    finally:
+        consumer.close()
+    check_delivery(store, senders, received, relay.failures)
+
+
+@pytest.fixture
+def kafka_behind_proxy() -> Iterator[tuple[TcpProxy, str]]:
+    """A Tansu broker that tells clients to connect through a proxy (so cuts hit them all)."""
+    port = free_port()
+    with TcpProxy("127.0.0.1", port) as proxy:
+        process = start_tansu(port, advertised_port=proxy.port)
+        try:
+            yield proxy, f"127.0.0.1:{port}"
+        finally:
+            stop_tansu(process)
+
+
+def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpProxy, str]) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    proxy, direct = kafka_behind_proxy
+    topic = f"es-outage-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=direct, request_timeout_ms=5000)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    admin.close()
+    broker: EventBroker = KafkaEventBroker(
+        KafkaBrokerConfig(
+            url=[proxy.address],
+            topic=topic,
+            partition_by_sender=True,
+            max_block_ms=2000,
+            delivery_timeout_ms=2000,
+        )
+    )
+    store = InMemoryTrackerStore(event_broker=broker)
+    store.start_relay(min_backoff=0.05, max_backoff=0.5, batch_size=50, flush_timeout=5)
+    senders = append_while_cutting(store, proxy, cuts=3)
+    relay = store.relay
+    assert relay is not None
+    assert store.stop_relay(drain_timeout=30) is True
+    consumer = KafkaTopicConsumer(proxy.address, topic)
+    try:
+        received = consume_all(consumer, SENDERS * TURNS * 4)
+    finally:
+        consumer.close()
+    check_delivery(store, senders, received, relay.failures)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.005)
