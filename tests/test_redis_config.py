@@ -75,9 +75,19 @@ def test_a_url_may_repeat_a_key_with_the_same_value() -> None:
         ({"prot": 6379}, "tracker_store: unknown key 'prot'; did you mean 'port'?"),
         ({"port": 70000}, "tracker_store: key 'port': Input should be less than or equal to 65535"),
         ({"db": -1}, "tracker_store: key 'db': Input should be greater than or equal to 0"),
-        ({"url": "http://cache"}, "url scheme must be redis:// or rediss://, got http://"),
-        ({"url": "redis://cache/zero"}, "url database must be a number, got 'zero'"),
-        ({"url": "redis://cache?timeout=3"}, "url option 'timeout' is not supported"),
+        (
+            {"url": "http://cache"},
+            "tracker_store: key 'url': Value error, scheme must be redis:// or rediss://, "
+            "got http:// (got 'http://cache')",
+        ),
+        (
+            {"url": "redis://cache/zero"},
+            "key 'url': Value error, the database must be a number, got 'zero'",
+        ),
+        (
+            {"url": "redis://cache?timeout=3"},
+            "key 'url': Value error, option 'timeout' is not supported in the url",
+        ),
         ({"url": "redis://cache:6380", "port": 6379}, "url sets port and the 'port' key sets"),
         ({"url": "rediss://cache", "use_ssl": False}, "url sets use_ssl and the 'use_ssl' key"),
         ({"ssl_certfile": "/c.pem"}, "ssl_certfile given but use_ssl is false"),
@@ -92,6 +102,8 @@ def test_a_password_never_shows_in_config_errors() -> None:
         {"url": "redis://:hunter22@cache:6380/0", "port": 1},
         {"url": "redis://:hunter22@cache/0", "password": "hunter33"},
         {"url": "redis://u:hunter22@cache:notaport/0"},
+        {"url": "redis://u:hun/ter22@cache/0", "db": 1},
+        {"url": "redis://[::1"},
         {"url": "ftp://u:hunter22@cache"},
         {"password": "hunter22", "port": "x"},
     ):

@@ -171,21 +171,35 @@ class RedisConfig(StrictConfig):
             return data
         try:
             derived = _url_parts(url)
-            for key, value in derived.items():
-                given = data.get(key) if key != "url" else None
-                if given is not None and _plain(given) != _plain(value):
-                    raise ValueError(
-                        f"url sets {key} and the '{key}' key sets another value; "
-                        "give it in one place"
-                    )
         except ValueError:
+            # left for the ``url`` check below, which names the key; without the password
+            data["url"] = _mask_url(url)
+            return data
+        clashes = [
+            key
+            for key, value in derived.items()
+            if key != "url" and data.get(key) is not None and _plain(data[key]) != _plain(value)
+        ]
+        if clashes:
             # the input is shown beside the message: never with a password in it
             data["url"] = _mask_url(url)
             if data.get("password") is not None:
                 data["password"] = _MASK
-            raise
+            raise ValueError(
+                f"url sets {clashes[0]} and the '{clashes[0]}' key sets another value; "
+                "give it in one place"
+            )
         data.update(derived)
         return data
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        if "://" in value:  # a URL still here did not parse: say why
+            _url_parts(value)
+            # the password was masked out of it, and with it what made it unreadable
+            raise ValueError("not a valid redis:// URL (check the characters in the password)")
+        return value
 
     @field_validator("key_prefix")
     @classmethod
@@ -216,7 +230,7 @@ def _url_parts(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss"):
-        raise ValueError(f"url scheme must be redis:// or rediss://, got {scheme}://")
+        raise ValueError(f"scheme must be redis:// or rediss://, got {scheme}://")
     derived: dict[str, Any] = {"url": parts.hostname or "localhost"}
     port = parts.port  # raises ValueError for a port that is not a number
     if port is not None:
@@ -225,11 +239,11 @@ def _url_parts(url: str) -> dict[str, Any]:
     query = parse_qs(parts.query)
     unknown = sorted(set(query) - {"db"})
     if unknown:
-        raise ValueError(f"url option {unknown[0]!r} is not supported; use the store's keys")
+        raise ValueError(f"option {unknown[0]!r} is not supported in the url; use the store's keys")
     db = path or (query["db"][0] if "db" in query else "")
     if db:
         if not db.isdigit():
-            raise ValueError(f"url database must be a number, got {db!r}")
+            raise ValueError(f"the database must be a number, got {db!r}")
         derived["db"] = int(db)
     if parts.username:
         derived["username"] = unquote(parts.username)
@@ -246,13 +260,12 @@ def _plain(value: Any) -> str:
 
 
 def _mask_url(url: str) -> str:
-    """``url`` with its password replaced by asterisks."""
-    parts = urlsplit(url)
-    if not parts.password:
+    """``url`` with whatever stands between ``user:`` and the last ``@`` masked."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
         return url
-    credentials, _, host = parts.netloc.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:{_MASK}@{host}").geturl()
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:{_MASK}@{host}"
 
 
 class RedisTrackerStore(TrackerStore):
