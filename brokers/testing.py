@@ -24,6 +24,7 @@ with the documented body, both when published directly and through a store's rel
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -68,6 +69,15 @@ def stored_events(
             events.append(StoredEvent(sender, seq, data, position))
             position += 1
     return events
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``condition`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not reached within {timeout} s: {what or condition}")
+        time.sleep(0.005)
 
 
 def assert_delivered_once_in_order(

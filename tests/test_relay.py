@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from brokers import create_broker
 from brokers.base import PublishError
 from brokers.file import FileEventBroker
-from brokers.rabbitmq import PikaBrokerConfig, PikaEventBroker
-from brokers.testing import assert_delivered_once_in_order
+from brokers.testing import assert_delivered_once_in_order, wait_until
 from eventstore.errors import BrokerError, BrokerUnavailable
 from eventstore.factory import create_tracker_store
 from eventstore.relay import BufferOutbox, OutboxRelay
@@ -172,15 +172,8 @@ def test_appends_succeed_while_the_broker_is_unreachable_and_publish_once_it_is_
 
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
         proxy.cut()
-        broker = PikaEventBroker(
-            PikaBrokerConfig(
-                url="127.0.0.1",
-                port=proxy.port,
-                exchange_name=rabbit_topology.exchange,
-                queues=list(rabbit_topology.queues),
-                connection_attempts=1,
-                retry_delay_in_seconds=0,
-            )
+        broker = create_broker(
+            rabbit_topology.section(proxy.port, connection_attempts=1, retry_delay_in_seconds=0)
         )
         store = InMemoryTrackerStore(event_broker=broker)
         store.start_relay(min_backoff=0.05, max_backoff=0.2)
@@ -189,7 +182,7 @@ def test_appends_succeed_while_the_broker_is_unreachable_and_publish_once_it_is_
             store.append(sender, turn(1) + turn(2))  # never raises: the broker is not involved
         relay = store.relay
         assert relay is not None
-        _wait_until(lambda: relay.failures >= 2)
+        wait_until(lambda: relay.failures >= 2)
         assert relay.published == 0
         assert len(store.outbox_pending()) == 24
         assert isinstance(relay.last_error, BrokerError)
@@ -207,15 +200,7 @@ def test_a_hung_broker_never_blocks_appends(rabbit_topology: Any) -> None:
     """The broker accepts connections and never answers: appends still return."""
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
         proxy.blackhole()
-        broker = PikaEventBroker(
-            PikaBrokerConfig(
-                url="127.0.0.1",
-                port=proxy.port,
-                exchange_name=rabbit_topology.exchange,
-                queues=list(rabbit_topology.queues),
-                connection_attempts=1,
-            )
-        )
+        broker = create_broker(rabbit_topology.section(proxy.port, connection_attempts=1))
         store = InMemoryTrackerStore(event_broker=broker)
         sender = new_id()
         done = threading.Event()
@@ -241,13 +226,3 @@ def test_stop_reports_events_a_failing_broker_left(tmp_path: Path) -> None:
     store.append(new_id(), turn(1))
     assert store.stop_relay(drain_timeout=0.3) is False
     assert len(store.outbox_pending()) == 4
-
-
-def _wait_until(condition: Any, timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.02)

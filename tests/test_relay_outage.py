@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from brokers import create_broker
 from brokers.base import EventBroker
 from brokers.kafka import KafkaBrokerConfig, KafkaEventBroker
-from brokers.rabbitmq import PikaBrokerConfig, PikaEventBroker
-from brokers.testing import assert_delivered_once_in_order
+from brokers.testing import assert_delivered_once_in_order, wait_until
 from eventstore.stores.base import EventQuery, TrackerStore
 from eventstore.stores.memory import InMemoryTrackerStore
 from eventstore.testing import new_id, turn
@@ -53,7 +53,7 @@ def append_while_cutting(store: TrackerStore, proxy: TcpProxy, cuts: int) -> lis
     assert relay is not None
     for _ in range(cuts):
         published = relay.published
-        _wait_until(lambda p=published: relay.published > p)  # mid-stream: publishing is on
+        wait_until(lambda p=published: relay.published > p)  # mid-stream: publishing is on
         proxy.cut()
         time.sleep(0.3)
         proxy.restore()
@@ -85,15 +85,8 @@ def consume_all(consume: Callable[[int, float], list[dict[str, Any]]], count: in
 
 def test_rabbitmq_link_cut_mid_stream_loses_nothing(rabbit_topology: Any) -> None:
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
-        broker = PikaEventBroker(
-            PikaBrokerConfig(
-                url="127.0.0.1",
-                port=proxy.port,
-                exchange_name=rabbit_topology.exchange,
-                queues=list(rabbit_topology.queues),
-                connection_attempts=2,
-                retry_delay_in_seconds=0.2,
-            )
+        broker = create_broker(
+            rabbit_topology.section(proxy.port, connection_attempts=2, retry_delay_in_seconds=0.2)
         )
         assert broker.is_ready()  # the queues exist before anything is published
         store = InMemoryTrackerStore(event_broker=broker)
@@ -154,11 +147,3 @@ def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpPr
     finally:
         consumer.close()
     check_delivery(store, senders, received, relay.failures)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        time.sleep(0.005)

@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,19 @@ class RabbitTopology:
     port: int
     exchange: str
     queues: tuple[str, ...]
+
+    def section(self, port: int | None = None, **options: Any) -> dict[str, Any]:
+        """The ``event_broker:`` section publishing here (``port``: e.g. a proxy's)."""
+        return {
+            "type": "pika",
+            "url": self.host,
+            "port": port or self.port,
+            "username": "guest",
+            "password": "guest",
+            "exchange_name": self.exchange,
+            "queues": list(self.queues),
+            **options,
+        }
 
 
 def rabbit_connection(host: str = RABBITMQ_HOST, port: int = RABBITMQ_PORT):  # type: ignore[no-untyped-def]
