@@ -220,3 +220,30 @@ def test_in_memory_source_or_missing_section_is_refused_in_one_line(
         assert code == 1
         assert message in err
         assert len(err.strip().splitlines()) == 1
+
+
+# -- SQLite -> PostgreSQL ------------------------------------------------------------------
+def test_sqlite_to_postgresql_verified_rerun_and_partial_copy(
+    tmp_path: Path, postgres_url: str, capsys: Any
+) -> None:
+    sqlite = {"type": "sql", "dialect": "sqlite", "db": str(tmp_path / "rasa.db")}
+    postgres = {"type": "sql", "url": postgres_url}
+    ids = [f"pg-user-{i}" for i in range(10)]
+    with create_tracker_store(sqlite) as source, create_tracker_store(postgres) as target:
+        for i, sid in enumerate(ids):
+            source.append(sid, conversation(i, turns=2 + i % 3))
+        target.append("pg-user-4", source.read("pg-user-4")[:7])  # an interrupted copy
+        src = write(tmp_path / "sqlite.yml", sqlite)
+        dst = write(tmp_path / "pg.yml", postgres)
+
+        code, out, err = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+        assert code == 0, err
+        assert "10 conversations: 9 copied, 1 completed, 0 already there" in out
+        assert "verified 10 conversations: 0 mismatches" in out
+        for sid in ids:
+            same_events(source, target, sid)
+
+        code, out, _ = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+        assert code == 0
+        assert "0 copied, 0 completed, 10 already there" in out
+        assert sum(target.version(sid) for sid in ids) == sum(source.version(s) for s in ids)
