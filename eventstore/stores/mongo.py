@@ -59,11 +59,13 @@ _INT64 = (-(2**63), 2**63 - 1)
 _COUNTER_ID = "position"
 _SESSION_STARTED = "session_started"
 _HAS = {"$exists": True}
-#: The events collection's indexes: the log key, positions, session starts and query filters.
-_EVENT_INDEXES: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
+#: Indexes the log needs: its key (conflicts) and the global order.
+_LOG_INDEXES: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
     ("sender_seq", ("sender_id", "seq"), {"unique": True}),
     ("position", ("position",), {"unique": True}),
-    ("sender_type_seq", ("sender_id", "type_name", "seq"), {}),
+]
+#: Indexes for ``query`` filters (``query_indexes: false`` leaves them out).
+_QUERY_INDEXES: list[tuple[str, tuple[str, ...], dict[str, Any]]] = [
     ("type_position", ("type_name", "position"), {}),
     (
         "intent_position",
@@ -101,6 +103,8 @@ class MongoConfig(StrictConfig):
     password: SecretStr | None = None
     auth_source: str = "admin"
     collection: str = "conversations"
+    #: Index the query filters (type, intent, action, time); each index costs every write.
+    query_indexes: bool = True
     #: How long to look for a usable server before an operation fails (BackendUnavailable).
     server_selection_timeout_ms: PositiveInt = 5000
     connect_timeout_ms: PositiveInt = 5000
@@ -200,6 +204,7 @@ class MongoTrackerStore(TrackerStore):
         connect_timeout_ms: int = 5000,
         socket_timeout_ms: int | None = 30000,
         transaction_retry_seconds: float = 10.0,
+        query_indexes: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(event_broker, **kwargs)
@@ -214,6 +219,7 @@ class MongoTrackerStore(TrackerStore):
             "connect_timeout_ms": connect_timeout_ms,
             "socket_timeout_ms": socket_timeout_ms,
             "transaction_retry_seconds": transaction_retry_seconds,
+            "query_indexes": query_indexes,
         }
         settings = parse_config(MongoConfig, values, "tracker_store")
         self.settings = settings
@@ -272,6 +278,12 @@ class MongoTrackerStore(TrackerStore):
         except errors.ConfigurationError as exc:
             raise ConfigError(f"tracker_store: {self._scrub(exc)}") from exc
         except errors.OperationFailure as exc:
+            if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
+                who = self.settings.username
+                raise BackendUnavailable(
+                    f"MongoDB refused access for user {who!r} (auth_source "
+                    f"{self.settings.auth_source!r}, db {self.settings.db!r}): {self._scrub(exc)}"
+                ) from exc
             if exc.has_error_label("TransientTransactionError") and expected is not None:
                 # another append to this conversation kept winning until we gave up
                 raise ConcurrencyError(sender_id or "?", expected, None) from exc
@@ -311,7 +323,8 @@ class MongoTrackerStore(TrackerStore):
             self._events.create_indexes(
                 [
                     pymongo.IndexModel([(key, asc) for key in keys], name=name, **options)
-                    for name, keys, options in _EVENT_INDEXES
+                    for name, keys, options in _LOG_INDEXES
+                    + (_QUERY_INDEXES if self.settings.query_indexes else [])
                 ]
             )
             self._outbox.create_index([("sender_id", asc), ("seq", asc)], name="sender_seq")
@@ -428,22 +441,29 @@ class MongoTrackerStore(TrackerStore):
         self._ensure_ready()
 
         def work(session: ClientSession) -> list[StoredEvent]:
-            base = self._claim_seqs(session, sender_id, len(events), expected_version)
+            base = self._claim_seqs(session, sender_id, events, expected_version)
             return self._insert(session, sender_id, base, events)
 
         with self._errors(sender_id, expected_version):
             return self._transaction(work)
 
     def _claim_seqs(
-        self, session: ClientSession, sender_id: str, count: int, expected: int | None
+        self,
+        session: ClientSession,
+        sender_id: str,
+        events: list[dict[str, Any]],
+        expected: int | None,
     ) -> int:
-        """Move the conversation's meta document on by ``count``; return the old version.
+        """Move the conversation's meta document on by len(events); return the old version.
 
         This write is what makes two appends to one conversation conflict: the second one
-        gets a write conflict (retried) and then sees the new version.
+        gets a write conflict (retried) and then sees the new version. It also records the
+        seq of the batch's last ``session_started``, so ``retrieve`` finds it by ``_id``.
         """
         pymongo, errors = _driver()
         after = pymongo.ReturnDocument.AFTER
+        count = len(events)
+        start = _last_session_start(events)  # offset in the batch, 0 when none
         if expected is None:
             try:
                 doc = self._meta.find_one_and_update(
@@ -455,13 +475,19 @@ class MongoTrackerStore(TrackerStore):
                 )
             except errors.DuplicateKeyError as exc:  # two first appends raced on the upsert
                 raise _Retry from exc
-            return int(_found(doc)["version"]) - count
+            base = int(_found(doc)["version"]) - count
+            if start:  # the base was unknown until now: one more write, once per session
+                self._meta.update_one(
+                    {"_id": sender_id}, {"$set": {"session_start": base + start}}, session=session
+                )
+            return base
+        new = {"version": expected + count} | ({"session_start": expected + start} if start else {})
         if expected == 0:
-            self._meta.insert_one({"_id": sender_id, "version": count}, session=session)
+            self._meta.insert_one({"_id": sender_id} | new, session=session)
             return 0
         doc = self._meta.find_one_and_update(
             {"_id": sender_id, "version": expected},
-            {"$set": {"version": expected + count}},
+            {"$set": new},
             return_document=after,
             session=session,
         )
@@ -506,8 +532,9 @@ class MongoTrackerStore(TrackerStore):
             self._events.delete_many({"sender_id": sender_id}, session=session)
             if not events:
                 return []
-            self._meta.insert_one({"_id": sender_id, "version": len(events)}, session=session)
-            return self._insert(session, sender_id, 0, events)
+            return self._insert(
+                session, sender_id, self._claim_seqs(session, sender_id, events, 0), events
+            )
 
         with self._errors(sender_id, expected_version):
             return self._transaction(work)
@@ -515,14 +542,10 @@ class MongoTrackerStore(TrackerStore):
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
         self._ensure_ready()
         with self._errors(sender_id):
-            cursor = (
-                self._events.find(
-                    {"sender_id": sender_id, "seq": {"$gt": after}},
-                    {"_id": 0, "data": 1, "data_json": 1},
-                )
-                .sort("seq", 1)
-                .hint("sender_seq")
-            )
+            cursor = self._events.find(
+                {"sender_id": sender_id, "seq": {"$gt": after}},
+                {"_id": 0, "data": 1, "data_json": 1},
+            ).sort("seq", 1)
             return [self._data(doc) for doc in cursor]
 
     def version(self, sender_id: str) -> int:
@@ -534,13 +557,8 @@ class MongoTrackerStore(TrackerStore):
     def _session_start(self, sender_id: str) -> int:
         self._ensure_ready()
         with self._errors(sender_id):
-            doc = self._events.find_one(
-                {"sender_id": sender_id, "type_name": _SESSION_STARTED},
-                {"_id": 0, "seq": 1},
-                sort=[("seq", -1)],
-                hint="sender_type_seq",
-            )
-        return int(doc["seq"]) if doc else 0
+            doc = self._meta.find_one({"_id": sender_id}, {"session_start": 1})
+        return int(doc.get("session_start", 0)) if doc else 0
 
     def keys(self) -> Iterator[str]:
         """Conversation ids from the meta collection, streamed (no 16 MB ``distinct`` cap)."""
@@ -634,6 +652,14 @@ def _bson_safe(value: Any) -> bool:
     if isinstance(value, int):
         return _INT64[0] <= value <= _INT64[1]
     return False
+
+
+def _last_session_start(events: list[dict[str, Any]]) -> int:
+    """The 1-based offset of the batch's last ``session_started`` event, 0 when none."""
+    for offset in range(len(events), 0, -1):
+        if events[offset - 1].get("event") == _SESSION_STARTED:
+            return offset
+    return 0
 
 
 def _found(doc: dict[str, Any] | None) -> dict[str, Any]:

@@ -23,3 +23,17 @@ class TestMongoStore(TrackerStoreContract):
         assert isinstance(store, MongoTrackerStore)
         with store:
             yield store
+
+
+class TestMongoStoreWithoutQueryIndexes(TrackerStoreContract):
+    """``query_indexes: false`` changes cost, never results."""
+
+    collection = f"contract_lean_{uuid.uuid4().hex[:10]}"
+
+    @pytest.fixture
+    def store(self, mongo_url: str) -> Iterator[MongoTrackerStore]:
+        settings = {"url": mongo_url, "db": MONGO_TEST_DB, "collection": self.collection}
+        store = MongoTrackerStore.from_config(settings | {"query_indexes": False})
+        assert isinstance(store, MongoTrackerStore)
+        with store:
+            yield store
