@@ -1,4 +1,4 @@
-"""A Redis server that goes away and comes back: clear errors meanwhile, no lost append."""
+"""A Redis server that goes away, comes back or answers late: no lost or doubled append."""
 
 from __future__ import annotations
 
@@ -29,3 +29,22 @@ def test_store_fails_clearly_while_down_and_recovers_after_a_restart(
     assert store.append(sid, [action("after")], expected_version=4) == 5
     assert [e["name"] for e in store.read(sid)[-2:]] == ["action_listen", "after"]
     store.close()
+
+
+def test_a_timed_out_append_is_never_resent(redis_server: RedisServer) -> None:
+    """The driver's default retry would resend a script whose reply timed out, and the
+    server would run it again: one append stored several times. Ours is sent once."""
+    store = RedisTrackerStore.from_config(
+        {"url": redis_server.url, "key_prefix": "t", "socket_timeout": 0.02}
+    )
+    sid = new_id()
+    events = [action(f"a{i}") for i in range(20_000)]  # a script far slower than 20 ms
+    try:
+        store.append(sid, events)
+    except BackendUnavailable as exc:
+        assert "Timeout" in str(exc)
+    store.close()
+    checker = RedisTrackerStore.from_config({"url": redis_server.url, "key_prefix": "t"})
+    checker.ping()  # Redis runs one command at a time: the script has finished
+    assert checker.version(sid) in (0, 20_000)
+    checker.close()
