@@ -14,8 +14,8 @@ from eventstore.stores.base import EventQuery
 from eventstore.stores.redis import RedisTrackerStore
 from eventstore.testing import action, new_id
 
-WRITERS = 4
-APPENDS = 15
+WRITERS = 8
+APPENDS = 10
 
 
 def writer(config: dict[str, Any], sid: str, n: int, start: Any, results: Any) -> None:
