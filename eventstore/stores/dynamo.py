@@ -570,21 +570,35 @@ class DynamoTrackerStore(TrackerStore):
         return found[:limit]
 
     def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
-        """Remove the outbox marker of confirmed events (never recreating deleted ones)."""
+        """Remove the outbox marker of confirmed events, 100 per transaction.
+
+        Each update is conditional on the marker, so an event deleted meanwhile is never
+        recreated; a chunk holding such an event is redone one update at a time.
+        """
         self.ensure_table()
-        for event in events:
+        keys = list({(e.sender_id, e.seq): None for e in events})
+        for start in range(0, len(keys), MAX_TRANSACTION_ITEMS):
+            updates = [
+                {
+                    "TableName": self.table,
+                    "Key": _key(sender_id, seq),
+                    "UpdateExpression": "REMOVE outbox",
+                    "ConditionExpression": "attribute_exists(outbox)",
+                }
+                for sender_id, seq in keys[start : start + MAX_TRANSACTION_ITEMS]
+            ]
             try:
-                with _translated("acknowledging", sender_id=event.sender_id):
-                    self._client.update_item(
-                        TableName=self.table,
-                        Key=_key(event.sender_id, event.seq),
-                        UpdateExpression="REMOVE outbox",
-                        ConditionExpression="attribute_exists(outbox)",
+                with _translated("acknowledging"):
+                    self._client.transact_write_items(
+                        TransactItems=[{"Update": u} for u in updates]
                     )
-            except ConcurrencyError:
-                pass  # already acknowledged, or the conversation was deleted
+            except ConcurrencyError:  # some were acknowledged or deleted already
+                for update in updates:
+                    with suppress(ConcurrencyError), _translated("acknowledging"):
+                        self._client.update_item(**update)
 
     def close(self) -> None:
+        super().close()  # stops the outbox relay first
         self._client.close()
 
 
