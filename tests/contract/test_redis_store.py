@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from eventstore.stores.redis import RedisTrackerStore
+from brokers.file import FileEventBroker
+from eventstore.stores.redis import RedisConfig, RedisTrackerStore
 from eventstore.testing import TrackerStoreContract
 
 
@@ -30,3 +32,21 @@ class TestRedisStoreWithTTL(TrackerStoreContract):
         assert isinstance(store, RedisTrackerStore)
         with store:
             yield store
+
+
+class TestRedisStoreWithOutbox(TrackerStoreContract):
+    """The same contract with a broker attached: every append also fills the outbox."""
+
+    @pytest.fixture
+    def store(
+        self, redis_url: str, redis_prefix: str, tmp_path: Path
+    ) -> Iterator[RedisTrackerStore]:
+        broker = FileEventBroker(path=tmp_path / "events.jsonl")
+        settings = RedisConfig(url=redis_url, key_prefix=redis_prefix)
+        store = RedisTrackerStore(settings, event_broker=broker)
+        assert store.uses_outbox
+        with store:
+            yield store
+            # the relay publishes everything stored, and only then empties the outbox
+            assert store.stop_relay(drain_timeout=10)
+            assert store.outbox_pending() == []
