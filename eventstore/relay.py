@@ -23,13 +23,14 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eventstore.errors import EventStoreError
 
 if TYPE_CHECKING:
     from brokers.base import EventBroker
-    from eventstore.stores.base import StoredEvent
+    from eventstore.endpoints import Endpoints
+    from eventstore.stores.base import StoredEvent, TrackerStore
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,43 @@ class OutboxRelay:
         if self._outage_logged:
             logger.warning("event broker reachable again")
             self._outage_logged = False
+
+
+def open_relay(endpoints: Endpoints, **options: Any) -> tuple[TrackerStore, OutboxRelay]:
+    """The store of ``endpoints`` and a relay from its outbox to its broker (not started).
+
+    The store is opened without the broker, so it starts no relay of its own. Used by
+    ``eventstore relay``; a ``ConfigError`` if there is no broker or no shared outbox.
+    """
+    from brokers import create_broker
+    from eventstore.errors import ConfigError
+    from eventstore.factory import create_tracker_store
+    from eventstore.stores.memory import InMemoryTrackerStore
+
+    source = endpoints.path or "endpoints.yml"
+    if endpoints.event_broker is None:
+        raise ConfigError(f"{source} has no event_broker section: there is nothing to relay to")
+    store = create_tracker_store(endpoints.tracker_store, None)
+    if isinstance(store, InMemoryTrackerStore) or not store.supports_outbox:
+        kind = type(store).__name__
+        store.close()
+        raise ConfigError(
+            f"{kind} keeps no outbox another process can read; only the process that "
+            "stored the events publishes them (use a SQL, Redis or MongoDB store)"
+        )
+    broker = create_broker(endpoints.event_broker)
+    assert broker is not None
+    return store, OutboxRelay(store, broker, **options)
+
+
+def run_until(relay: OutboxRelay, stop: threading.Event, drain_timeout: float = 10.0) -> bool:
+    """Run ``relay`` in its thread until ``stop`` is set, then drain and stop it."""
+    relay.start()
+    while not stop.wait(0.5):
+        if not relay.running:  # the thread died: start it again rather than go silent
+            logger.error("event relay thread ended unexpectedly; restarting it")
+            relay.start()
+    return relay.stop(drain_timeout)
 
 
 @atexit.register

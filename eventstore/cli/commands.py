@@ -8,5 +8,6 @@ from eventstore.cli import (
     export,  # noqa: F401
     info,  # noqa: F401
     migrate,  # noqa: F401
+    relay,  # noqa: F401
     run,  # noqa: F401
 )

@@ -166,17 +166,7 @@ class RabbitConsumer:
 class TestRabbitMQBroker(EventBrokerContract):
     @pytest.fixture
     def broker(self, rabbit_topology: RabbitTopology) -> Iterator[EventBroker]:
-        broker = create_broker(
-            {
-                "type": "pika",
-                "url": rabbit_topology.host,
-                "port": rabbit_topology.port,
-                "username": "guest",
-                "password": "guest",
-                "exchange_name": rabbit_topology.exchange,
-                "queues": list(rabbit_topology.queues),
-            }
-        )
+        broker = create_broker(rabbit_topology.section())
         assert isinstance(broker, PikaEventBroker)
         assert broker.is_ready()  # declares the exchange and binds the queues
         yield broker
