@@ -278,9 +278,11 @@ class RedisTrackerStore(TrackerStore):
     def __init__(
         self, settings: RedisConfig | None = None, event_broker: Any = None, **kwargs: Any
     ) -> None:
+        """Create the client (no connection yet); ``kwargs`` go to ``TrackerStore``."""
         super().__init__(event_broker, **kwargs)
         self.settings = settings if settings is not None else RedisConfig()
         redis = require("redis", "redis")
+        retry, backoff = require("redis.retry", "redis"), require("redis.backoff", "redis")
         self._driver_errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError,)
         s = self.settings
         ssl: dict[str, Any] = {}
@@ -301,7 +303,7 @@ class RedisTrackerStore(TrackerStore):
             socket_connect_timeout=s.socket_connect_timeout,
             # never resend on its own: a script that timed out may have run, and running
             # it again would append the events twice; callers retry with expected_version
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+            retry=retry.Retry(backoff.NoBackoff(), 0),
             # a pooled connection idle this long is checked first (server restarts)
             health_check_interval=30,
             **ssl,
