@@ -304,7 +304,10 @@ class Tracker:
         message.update(parse_data)
         message["entities"] = entities if entities else []
         self._message = message
-        self._use_text = None
+        # Rasa's default featurization: by text when there is no intent, and vice versa.
+        text = event.get("text")
+        has_intent = isinstance(intent, Mapping) and bool(intent.get("name"))
+        self._use_text = None if bool(text) == has_intent else bool(text)
         self._followup = None
 
     def _on_bot(self, event: Event) -> None:
@@ -313,12 +316,7 @@ class Tracker:
     def _on_action(self, event: Event) -> None:
         name = event.get("name")
         text = event.get("action_text")
-        if name:
-            self._latest_action = {"action_name": name}
-        elif text:
-            self._latest_action = {"action_text": text}
-        else:
-            self._latest_action = {}
+        self._latest_action = {"action_name": name} if name else {"action_text": text}
         self._followup = None
         loop = self._loop
         if loop is not None:

@@ -399,6 +399,19 @@ def test_user_featurization_flags_the_latest_message_after_listen_only() -> None
     assert Tracker.from_events("u1", late).use_text_for_featurization is None
 
 
+@pytest.mark.parametrize(
+    ("text", "intent", "expected"),
+    [("hi", None, True), (None, "greet", False), ("hi", "greet", None), (None, None, None)],
+)
+def test_featurization_defaults_to_what_the_user_message_has(
+    text: str | None, intent: str | None, expected: bool | None
+) -> None:
+    event = {"event": "user", "timestamp": 1, "text": text, "parse_data": {"intent": {}}}
+    if intent:
+        event["parse_data"] = {"intent": {"name": intent}}
+    assert Tracker.from_events("u1", [event]).use_text_for_featurization is expected
+
+
 # -- legacy events -----------------------------------------------------------------------
 def test_legacy_form_event_activates_a_loop() -> None:
     events = [user("order", 1), ev("form", 2, name="order_form")]
