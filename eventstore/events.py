@@ -21,6 +21,8 @@ from eventstore.errors import EventValidationError
 MAX_EVENT_BYTES = 256 * 1024
 #: Longest accepted conversation id (Rasa's SQL column is VARCHAR(255)).
 MAX_SENDER_ID_LENGTH = 255
+#: Longest accepted intent or action/slot name (indexed; Rasa's SQL columns are VARCHAR(255)).
+MAX_NAME_LENGTH = 255
 
 
 class _Event(BaseModel):
@@ -275,6 +277,16 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
             field=_field_path(tuple(first["loc"])) or None,
         ) from None
     out = dict(event)
+    # Names are indexed by every backend (SQL columns are VARCHAR(255)); check them here so
+    # that every backend accepts and refuses the same events.
+    for field, name in (("parse_data.intent.name", intent_name(out)), ("name", action_name(out))):
+        if name is not None and (len(name) > MAX_NAME_LENGTH or "\x00" in name):
+            raise EventValidationError(
+                f"must be at most {MAX_NAME_LENGTH} characters without NUL "
+                f"(got {len(name)} characters)",
+                index=index,
+                field=field,
+            )
     ts = out.get("timestamp")
     if not ts:
         out["timestamp"] = time.time()

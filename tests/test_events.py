@@ -95,6 +95,13 @@ def test_the_input_is_not_mutated() -> None:
         ({"event": "user", "metadata": []}, "metadata", "valid dictionary"),
         ({"event": 7}, "event", "unknown event type 7"),
         ({"event": "pause", "timestamp": float("nan")}, "timestamp", "finite"),
+        ({"event": "action", "name": "a\x00b"}, "name", "without NUL"),
+        ({"event": "slot", "name": "s" * 256, "value": 1}, "name", "at most 255"),
+        (
+            {"event": "user", "parse_data": {"intent": {"name": "i" * 300}}},
+            "parse_data.intent.name",
+            "at most 255",
+        ),
     ],
 )
 def test_bad_fields_are_named(event: dict[str, Any], field: str, message: str) -> None:
