@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from bench.common import rate, turn_events
-from eventstore.testing import session_start
+from eventstore.testing import action, session_start, user
 from eventstore.tracker import Tracker
 
 
@@ -28,6 +28,27 @@ def make_log(size: int) -> list[dict[str, Any]]:
         i += 1
     for n, event in enumerate(events[:size]):
         event["timestamp"] = 1.0 + n
+    return events[:size]
+
+
+def make_form_log(size: int) -> list[dict[str, Any]]:
+    """``size`` events of one long form: every turn re-runs the loop (pruned in APPLIED)."""
+    events: list[dict[str, Any]] = [
+        *session_start(ts=1.0),
+        user("order", ts=1.0),
+        action("order_form", ts=1.0),
+        {"event": "active_loop", "name": "order_form", "timestamp": 1.0},
+    ]
+    i = 0
+    while len(events) < size:
+        events += [
+            {"event": "slot", "name": "requested_slot", "value": f"s{i}", "timestamp": 1.0},
+            action("action_listen", ts=1.0),
+            user(f"value {i}", ts=1.0),
+            {"event": "slot", "name": f"s{i % 50}", "value": i, "timestamp": 1.0},
+            action("order_form", ts=1.0),
+        ]
+        i += 1
     return events[:size]
 
 
@@ -79,6 +100,14 @@ def main() -> None:
             f"  list() {copy_rate:14,.0f}/s (x{copy_rate / replay_rate:6.1f})"
             f"  plain loop {loop_rate:12,.0f}/s (x{loop_rate / replay_rate:5.2f})"
         )
+    form = make_form_log(10_000)
+    form_rate = rate(lambda: len(Tracker.from_events("b", form)), 1.0)
+    form_loop = rate(lambda: plain_loop(form), 1.0)
+    applied = len(Tracker.from_events("b", form).applied_events())
+    print(
+        f"    10000 events of one form (loop re-run each turn, {applied} applied)"
+        f"  replay {form_rate:12,.0f}/s  plain loop x{form_loop / form_rate:5.2f}"
+    )
     print("update: microseconds per event appended to a tracker of N events")
     costs = {base: per_update_seconds(base) for base in (1_000, 10_000, 100_000)}
     first = costs[1_000]
