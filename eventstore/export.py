@@ -133,10 +133,12 @@ def select_conversations(
         if start is not None:
             present = [sid for sid in present if sid >= start]
         return iter(present), len(present), missing
-    if count_keys(store) == 0:
-        raise ConfigError(f"{where} holds no conversations")
-    ids = sorted_keys(store, start, batch, inclusive=True)
-    return ids, count_keys(store, start), []
+    total = count_keys(store, start)
+    if total == 0:
+        if start is None or count_keys(store) == 0:
+            raise ConfigError(f"{where} holds no conversations")
+        raise ConfigError(f"{where} holds no conversation from {start!r} on to resume")
+    return sorted_keys(store, start, batch, inclusive=True), total, []
 
 
 def conversation_events(

@@ -247,3 +247,44 @@ def test_sqlite_to_postgresql_verified_rerun_and_partial_copy(
         assert code == 0
         assert "0 copied, 0 completed, 10 already there" in out
         assert sum(target.version(sid) for sid in ids) == sum(source.version(s) for s in ids)
+
+
+# -- into DynamoDB, and MongoDB -> SQLite ----------------------------------------------------
+def test_redis_to_dynamodb_verified_and_idempotent(
+    tmp_path: Path, redis_store: TrackerStore, redis_section: dict[str, Any],
+    dynamo_server: Any, capsys: Any,
+) -> None:  # fmt: skip
+    for i in range(4):
+        redis_store.append(f"d-{i}", conversation(i, turns=2))
+    dynamo = {"type": "dynamo", **dynamo_server.store_config()}
+    src = write(tmp_path / "redis.yml", redis_section)
+    dst = write(tmp_path / "dynamo.yml", dynamo)
+    code, out, err = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+    assert code == 0, err
+    assert "4 conversations: 4 copied" in out
+    code, out, _ = run(["migrate", "--from", src, "--to", dst, "--verify"], capsys)
+    assert code == 0
+    assert "4 already there" in out
+    with create_tracker_store(dynamo) as target:
+        for i in range(4):
+            same_events(redis_store, target, f"d-{i}")
+
+
+def test_mongo_to_sqlite_with_selected_ids(
+    tmp_path: Path, mongo_store: TrackerStore, mongo_section: dict[str, Any], capsys: Any
+) -> None:
+    for i in range(3):
+        mongo_store.append(f"m-{i}", conversation(i))
+    sqlite = {"type": "sql", "dialect": "sqlite", "db": str(tmp_path / "t.db")}
+    src = write(tmp_path / "mongo.yml", mongo_section)
+    dst = write(tmp_path / "sqlite.yml", sqlite)
+    code, out, err = run(
+        ["migrate", "--from", src, "--to", dst, "--conversation-ids", "m-0,m-2,ghost"], capsys
+    )
+    assert code == 0, err
+    assert "warning: conversation 'ghost' is not in the source store" in err
+    assert "2 conversations: 2 copied" in out
+    with create_tracker_store(sqlite) as target:
+        same_events(mongo_store, target, "m-0")
+        same_events(mongo_store, target, "m-2")
+        assert not target.exists("m-1")
