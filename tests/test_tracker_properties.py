@@ -203,3 +203,13 @@ def test_copies_round_trips_and_immutability(log: list[dict[str, Any]]) -> None:
     twin.update({"event": "rewind"})
     assert tracker.current_state("ALL") == full
     assert log == snapshot
+
+
+@PROPERTY
+@given(LOGS, st.floats(min_value=0, max_value=45))
+def test_travel_back_equals_replaying_the_prefix(log: list[dict[str, Any]], until: float) -> None:
+    tracker = Tracker.from_events("u1", log)
+    prefix = [e for e in log if e["timestamp"] <= until]
+    past = tracker.travel_back_in_time(until)
+    assert past.current_state("ALL") == Tracker.from_events("u1", prefix).current_state("ALL")
+    assert past.applied_events() == reference_applied(prefix)
