@@ -1,8 +1,9 @@
 """The HTTP service: a FastAPI app serving trackers and events over a Rasa-compatible API.
 
-``create_app(store, settings)`` builds the ASGI app around one store; ``serve(settings)``
-runs it on uvicorn (``eventstore run``). Both need the ``server`` extra; importing this
-package alone does not import FastAPI (``eventstore --help`` works without the extra).
+``create_app(store, settings)`` builds the ASGI app around one store;
+``eventstore.server.serve.serve(settings)`` runs it on uvicorn (``eventstore run``). Both
+need the ``server`` extra; importing this package alone does not import FastAPI, so
+``eventstore --help`` works without the extra.
 """
 
 from __future__ import annotations
@@ -13,23 +14,18 @@ from eventstore.server.config import ServerSettings
 
 if TYPE_CHECKING:
     from eventstore.server.app import create_app
-    from eventstore.server.serve import serve
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "serve"):
+    if name == "create_app":
         from eventstore.drivers import require
 
         require("fastapi", "server")
         require("uvicorn", "server")
-        if name == "create_app":
-            from eventstore.server.app import create_app
+        from eventstore.server.app import create_app
 
-            return create_app
-        from eventstore.server.serve import serve
-
-        return serve
+        return create_app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ServerSettings", "create_app", "serve"]
+__all__ = ["ServerSettings", "create_app"]

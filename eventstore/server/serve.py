@@ -12,8 +12,11 @@ import copy
 import logging
 import os
 import re
+import signal
 import socket
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from eventstore.errors import ConfigError
@@ -125,6 +128,19 @@ def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
     return lines
 
 
+@contextmanager
+def _sigterm_exits_cleanly() -> Iterator[None]:
+    """uvicorn re-raises SIGTERM after its graceful shutdown; make that a normal return (0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
     """Serve until SIGTERM/SIGINT; configuration errors raise before anything listens."""
     import uvicorn
@@ -158,7 +174,8 @@ def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
         app = create_app(store, settings)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         try:
-            server.run(sockets=[sock])
+            with _sigterm_exits_cleanly():
+                server.run(sockets=[sock])
         finally:
             sock.close()
         return
