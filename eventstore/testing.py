@@ -279,6 +279,63 @@ class TrackerStoreContract:
         assert store.save(tracker) == 4
         assert store.read(sid) == tracker.events
 
+    # -- replace (HTTP PUT) ----------------------------------------------------------
+    def test_replace_swaps_the_whole_log(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, session_start() + turn(0) + session_start() + turn(1))
+        fresh = [*turn(7), *session_start(), user("after the new session")]
+        assert store.replace(sid, fresh, expected_version=14) == 8
+        assert store.read(sid) == [
+            {**e, "timestamp": got["timestamp"]}
+            for e, got in zip(fresh, store.read(sid), strict=True)
+        ]
+        assert seqs(store, sid) == list(range(1, 9))
+        current = store.retrieve(sid)
+        assert current is not None and current.version == 8
+        assert [e["event"] for e in current.events] == ["session_started", "action", "user"]
+        assert store.append(sid, [action("next")], expected_version=8) == 9
+
+    def test_replace_with_a_stale_version_changes_nothing(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(0))
+        before = store.read(sid)
+        with pytest.raises(ConcurrencyError):
+            store.replace(sid, turn(1), expected_version=3)
+        with pytest.raises(EventValidationError):
+            store.replace(sid, [action("ok"), {"event": "bogus"}], expected_version=4)
+        assert store.read(sid) == before
+
+    def test_replace_with_nothing_empties_the_conversation(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(0))
+        assert store.replace(sid, [], expected_version=4) == 0
+        assert store.read(sid) == []
+        assert not store.exists(sid)
+
+    def test_replace_is_atomic_for_readers(self, store: TrackerStore) -> None:
+        sid = new_id()
+        old = [action(f"old-{i}") for i in range(30)]
+        new = [action(f"new-{i}") for i in range(30)]
+        store.append(sid, old)
+        seen: list[list[str]] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                seen.append([e["name"] for e in store.read(sid)])
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        version = 30
+        for round_ in range(6):
+            batch = new if round_ % 2 == 0 else old
+            version = store.replace(sid, batch, expected_version=version)
+        stop.set()
+        thread.join()
+        whole = ({e["name"] for e in old}, {e["name"] for e in new})
+        for names in seen:  # a reader sees one whole log or the other, never a mix or a part
+            assert len(names) == 30 and set(names) in whole, names[:5]
+
     # -- keys, exists, delete ------------------------------------------------------
     def test_keys_exists_and_delete(self, store: TrackerStore) -> None:
         a, b = new_id(), new_id()
