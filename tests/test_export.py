@@ -287,3 +287,22 @@ def test_cli_failure_prints_a_resume_command_that_completes_the_export(
     keys = [(m["sender_id"], m["seq"]) for m in messages]
     assert len(keys) == len(set(keys)) == 1200
     assert by_conversation(messages) == {n: list(range(1, 401)) for n in ("c-a", "c-b", "c-c")}
+
+
+def test_cli_unreachable_broker_is_one_line_and_nothing_is_read(
+    tmp_path: Path, redis_store: Any, redis_store_section: dict[str, Any], capsys: Any
+) -> None:
+    import socket
+
+    fill(redis_store, "c1", 3)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    broker = {"type": "pika", "url": "127.0.0.1", "port": port, "connection_attempts": 1,
+              "retry_delay_in_seconds": 0, "queues": ["never-created"]}  # fmt: skip
+    endpoints = write_endpoints(tmp_path / "e.yml", redis_store_section, broker)
+    code, _, err = run(["export", "--endpoints", endpoints], capsys)
+    assert code == 1
+    assert f"PikaEventBroker(host='127.0.0.1', port={port}" in err
+    assert "is not reachable; nothing was exported" in err
+    assert len(err.strip().splitlines()) == 1
