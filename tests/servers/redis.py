@@ -63,30 +63,57 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on a free port, for tests that stop and restart it."""
+    """A throwaway ``redis-server`` on a free port, for tests that stop and restart it.
 
-    def __init__(self, directory: str) -> None:
+    With ``tls=True`` it listens only for TLS, with a fresh CA, a server certificate for
+    127.0.0.1 and a client certificate (``files``) that it requires from clients.
+    """
+
+    def __init__(self, directory: str, tls: bool = False) -> None:
         self.directory = directory
         self.port = _free_port()
+        self.tls = tls
+        self.files: dict[str, str] = _make_certificates(directory) if tls else {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server and wait (at most 10 s) until it answers PING."""
         import redis
 
+        listen: tuple[str, ...] = ("--port", str(self.port))
+        if self.tls:
+            listen = (
+                *("--port", "0", "--tls-port", str(self.port)),
+                *("--tls-cert-file", self.files["server_cert"]),
+                *("--tls-key-file", self.files["server_key"]),
+                *("--tls-ca-cert-file", self.files["ca"]),
+            )
         self.process = subprocess.Popen(
             [
-                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("redis-server", *listen, "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "yes", "--dir", self.directory),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        tls: dict[str, object] = {}
+        if self.tls:
+            tls = {
+                "ssl": True,
+                "ssl_certfile": self.files["client_cert"],
+                "ssl_keyfile": self.files["client_key"],
+                "ssl_ca_certs": self.files["ca"],
+            }
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_connect_timeout=1,
+            **tls,  # type: ignore[arg-type]
+        )
         deadline = time.monotonic() + 10
         try:
             while True:
@@ -108,6 +135,36 @@ class RedisServer:
             self.process = None
 
 
+def _make_certificates(directory: str) -> dict[str, str]:
+    """A CA, and server (127.0.0.1) and client certificates it signed, made with openssl."""
+    path = Path(directory)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=path)
+
+    openssl(
+        *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=eventstore test CA"),
+    )
+    (path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        openssl(
+            *("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key"),
+            *("-out", f"{name}.csr", "-subj", f"/CN={name}"),
+        )
+        openssl(
+            *("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key"),
+            *("-CAcreateserial", "-days", "1", "-out", f"{name}.crt", "-extfile", "san.ext"),
+        )
+    return {
+        "ca": str(path / "ca.crt"),
+        "server_cert": str(path / "server.crt"),
+        "server_key": str(path / "server.key"),
+        "client_cert": str(path / "client.crt"),
+        "client_key": str(path / "client.key"),
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,6 +178,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
     server = RedisServer(str(tmp_path))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_tls_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private ``redis-server`` that speaks only TLS and requires a client certificate."""
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.fail("redis-server and openssl are needed (apt-get install redis-server openssl)")
+    server = RedisServer(str(tmp_path), tls=True)
     server.start()
     yield server
     server.stop()
