@@ -12,7 +12,8 @@ Options: ``topic`` (rasa_core_events), ``client_id``, ``partition_by_sender`` (f
 ``security_protocol`` (PLAINTEXT here; Rasa's default is SASL_PLAINTEXT), ``sasl_username``,
 ``sasl_password``, ``sasl_mechanism`` (PLAIN), ``ssl_cafile``, ``ssl_certfile``,
 ``ssl_keyfile``, ``ssl_check_hostname`` (false), ``queue_size`` (accepted, unused),
-``max_block_ms`` (5000), ``delivery_timeout_ms`` (30000).
+``max_block_ms`` (5000: the longest a call waits for an unknown or unreachable broker),
+``delivery_timeout_ms`` (30000).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def producer_options(settings: KafkaBrokerConfig) -> dict[str, Any]:
         "acks": "all",
         "enable_idempotence": True,
         "max_block_ms": settings.max_block_ms,
+        "bootstrap_timeout_ms": max(settings.max_block_ms, 1000),
         "delivery_timeout_ms": settings.delivery_timeout_ms,
         "request_timeout_ms": min(10000, settings.delivery_timeout_ms),
         "reconnect_backoff_max_ms": 2000,
@@ -116,9 +118,14 @@ class KafkaEventBroker(EventBroker):
     def _translate(self, what: str) -> Iterator[None]:
         """The one place kafka-python errors become broker errors."""
         errors = self._kafka.errors
+        unavailable = tuple(
+            getattr(errors, name)
+            for name in ("NoBrokersAvailable", "KafkaConnectionError", "KafkaTimeoutError")
+            if hasattr(errors, name)  # kafka-python 2.x and 3.x name them differently
+        )
         try:
             yield
-        except (errors.NoBrokersAvailable, errors.KafkaConnectionError) as exc:
+        except unavailable as exc:
             self._drop_producer()
             raise BrokerUnavailable(
                 f"Kafka at {','.join(self.settings.url)} unavailable ({what})"
