@@ -623,6 +623,27 @@ def _prune_since_last_run(loop: str, applied: list[Event]) -> None:
 
 
 # -- sessions ------------------------------------------------------------------------
+def _action_event(name: str, stamp: float, confidence: float | None) -> Event:
+    """An ``action`` event as Rasa logs it for a session start (no policy)."""
+    return {
+        "event": "action",
+        "timestamp": stamp,
+        "name": name,
+        "policy": None,
+        "confidence": confidence,
+        "action_text": None,
+        "hide_rule_turn": False,
+    }
+
+
+def _slot_event(name: Any, value: Any, stamp: float, metadata: Any = None) -> Event:
+    """A ``slot`` event; ``metadata`` is written only when there is some, as Rasa does."""
+    event: Event = {"event": "slot", "timestamp": stamp, "name": name, "value": value}
+    if metadata:
+        event["metadata"] = metadata
+    return event
+
+
 def session_start_events(
     tracker: Tracker | None = None,
     *,
@@ -642,50 +663,17 @@ def session_start_events(
         raise EventValidationError("timestamp must be finite", field="timestamp")
     head: list[Event] = []
     if metadata:
-        head.append(
-            {
-                "event": "slot",
-                "timestamp": stamp,
-                "name": SESSION_START_METADATA_SLOT,
-                "value": dict(metadata),
-            }
-        )
-    head.append(
-        {
-            "event": "action",
-            "timestamp": stamp,
-            "name": ACTION_SESSION_START,
-            "policy": None,
-            "confidence": 1.0,
-            "action_text": None,
-            "hide_rule_turn": False,
-        }
-    )
+        head.append(_slot_event(SESSION_START_METADATA_SLOT, _copy.deepcopy(dict(metadata)), stamp))
+    head.append(_action_event(ACTION_SESSION_START, stamp, 1.0))
     carried: list[Event] = []
     if carry_over_slots:
         before = tracker.applied_events() if tracker is not None else []
         for event in [*before, *head]:
-            if event.get("event") != "slot":
-                continue
-            copied: Event = {
-                "event": "slot",
-                "timestamp": stamp,
-                "name": event.get("name"),
-                "value": _copy.deepcopy(event.get("value")),
-            }
-            if event.get("metadata"):
-                copied["metadata"] = _copy.deepcopy(event["metadata"])
-            carried.append(copied)
-    listen: Event = {
-        "event": "action",
-        "timestamp": stamp,
-        "name": ACTION_LISTEN,
-        "policy": None,
-        "confidence": None,
-        "action_text": None,
-        "hide_rule_turn": False,
-    }
-    return [*head, {"event": "session_started", "timestamp": stamp}, *carried, listen]
+            if event.get("event") == "slot":
+                value, meta = _copy.deepcopy((event.get("value"), event.get("metadata")))
+                carried.append(_slot_event(event.get("name"), value, stamp, meta))
+    started: Event = {"event": "session_started", "timestamp": stamp}
+    return [*head, started, *carried, _action_event(ACTION_LISTEN, stamp, None)]
 
 
 __all__ = [
