@@ -65,12 +65,14 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 class RedisServer:
     """A throwaway ``redis-server`` on a free port, for tests that stop and restart it.
 
-    With ``tls=True`` it listens only for TLS, with a fresh CA, a server certificate for
-    127.0.0.1 and a client certificate (``files``) that it requires from clients.
+    ``args`` are more ``redis-server`` options. With ``tls=True`` it listens only for TLS,
+    with a fresh CA, a server certificate for 127.0.0.1 and a client certificate
+    (``files``) that it requires from clients.
     """
 
-    def __init__(self, directory: str, tls: bool = False) -> None:
+    def __init__(self, directory: str, tls: bool = False, args: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        self.args = args
         self.port = _free_port()
         self.tls = tls
         self.files: dict[str, str] = _make_certificates(directory) if tls else {}
@@ -96,6 +98,7 @@ class RedisServer:
             [
                 *("redis-server", *listen, "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "yes", "--dir", self.directory),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
