@@ -306,3 +306,30 @@ def test_cli_unreachable_broker_is_one_line_and_nothing_is_read(
     assert f"PikaEventBroker(host='127.0.0.1', port={port}" in err
     assert "is not reachable; nothing was exported" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_sorted_keys_survives_a_store_listing_ids_twice() -> None:
+    class Repeating(InMemoryTrackerStore):
+        def keys(self) -> Any:
+            listed = super().keys()
+            for sid in listed:
+                yield sid
+                yield sid
+
+    store = Repeating()
+    ids = [f"r{i:02d}" for i in range(9)]
+    for sid in ids:
+        fill(store, sid, 1)
+    assert list(sorted_keys(store, batch=3)) == ids
+
+
+def test_resuming_a_finished_export_publishes_nothing(tmp_path: Path) -> None:
+    store = InMemoryTrackerStore()
+    fill(store, "a", 2)
+    out = tmp_path / "events.log"
+    with FileEventBroker(out) as broker:
+        done = export_events(store, broker)
+        assert done.last_confirmed is not None
+        again = export_events(store, broker, resume=done.last_confirmed)
+    assert (again.events, again.conversations) == (0, 1)
+    assert len(read_messages(out)) == 2
