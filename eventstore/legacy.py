@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from eventstore.config import StrictConfig, parse_config, secret_value
 from eventstore.drivers import require
@@ -254,11 +254,12 @@ class RasaMongoReader(RasaLayoutReader):
 class RasaDynamoConfig(StrictConfig):
     """Rasa's ``type: dynamo`` keys; ``endpoint_url`` and keys are for non-AWS endpoints."""
 
-    table_name: str = "states"
+    table_name: str = Field("states", validation_alias=AliasChoices("table_name", "tablename"))
     region: str = "us-east-1"
     endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
 
 
 @contextmanager
@@ -299,6 +300,7 @@ class RasaDynamoReader(RasaLayoutReader):
             endpoint_url=settings.endpoint_url,
             aws_access_key_id=settings.aws_access_key_id,
             aws_secret_access_key=secret_value(settings.aws_secret_access_key),
+            aws_session_token=secret_value(settings.aws_session_token),
         )
         return cls(resource.Table(settings.table_name))
 

@@ -288,3 +288,38 @@ def test_mongo_to_sqlite_with_selected_ids(
         same_events(mongo_store, target, "m-0")
         same_events(mongo_store, target, "m-2")
         assert not target.exists("m-1")
+
+
+def test_target_outage_stops_the_run_and_a_rerun_completes_it(
+    redis_url: str, redis_prefix: str, mongo_store: TrackerStore
+) -> None:
+    from urllib.parse import urlsplit
+
+    from eventstore.errors import BackendUnavailable
+    from tests.proxy import TcpProxy
+
+    for i in range(8):
+        mongo_store.append(f"o-{i}", conversation(i))
+    server = urlsplit(redis_url)
+    with TcpProxy(server.hostname or "127.0.0.1", server.port or 6379) as proxy:
+        section = {
+            "type": "redis",
+            "url": f"redis://127.0.0.1:{proxy.port}/0",
+            "key_prefix": redis_prefix,
+            "socket_timeout": 2,
+        }
+        with create_tracker_store(section) as target:
+
+            def cut_after_third(result: Any) -> None:
+                if result.sender_id == "o-2":
+                    proxy.cut()
+
+            with pytest.raises(BackendUnavailable):
+                migrate(mongo_store, target, on_conversation=cut_after_third)
+            proxy.restore()
+            assert [target.exists(f"o-{i}") for i in range(8)] == [True] * 3 + [False] * 5
+            report = migrate(mongo_store, target, verify=True)
+            assert report.ok
+            assert (report.skipped, report.copied) == (3, 5)
+            for i in range(8):
+                same_events(mongo_store, target, f"o-{i}")

@@ -8,7 +8,7 @@ import typer
 
 from eventstore.cli.app import app
 from eventstore.cli.export import conversation_progress, parse_ids
-from eventstore.errors import ConfigError
+from eventstore.errors import BackendUnavailable, ConfigError
 
 
 def _open(path: str, role: str) -> object:
@@ -66,6 +66,13 @@ def migrate_command(
                     on_start=progress.start,
                     on_conversation=lambda r: progress.advance(r.sender_id, r.copied),
                 )
+        except BackendUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            print(
+                "what was copied stays copied; run the same command again to continue",
+                file=sys.stderr,
+            )
+            raise typer.Exit(1) from None
         finally:
             target.close()
     finally:
