@@ -45,6 +45,7 @@ def test_a_timed_out_append_is_never_resent(redis_server: RedisServer) -> None:
         assert "Timeout" in str(exc)
     store.close()
     checker = RedisTrackerStore.from_config({"url": redis_server.url, "key_prefix": "t"})
+    assert isinstance(checker, RedisTrackerStore)
     checker.ping()  # Redis runs one command at a time: the script has finished
     assert checker.version(sid) in (0, 20_000)
     checker.close()
