@@ -32,9 +32,11 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Select,
+    String,
     delete,
     func,
     insert,
+    literal,
     select,
 )
 from sqlalchemy.engine import URL, Connection, Engine
@@ -65,6 +67,8 @@ _PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
 _MYSQL_UNIQUE = 1062
 _MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
 _ORA_UNIQUE = "ORA-00001"
+#: First key of the PostgreSQL advisory locks that serialise writers of one conversation.
+_PG_LOCK_CLASS = 0x65767473
 
 
 class _Retry(Exception):
@@ -156,11 +160,27 @@ class SQLTrackerStore(TrackerStore):
     def _append(
         self, sender_id: str, events_: list[dict[str, Any]], expected_version: int | None
     ) -> list[StoredEvent]:
+        return self._write(sender_id, events_, expected_version, replace=False)
+
+    def _replace(
+        self, sender_id: str, events_: list[dict[str, Any]], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Delete the log and store ``events_`` from seq 1, in one transaction."""
+        return self._write(sender_id, events_, expected_version, replace=True)
+
+    def _write(
+        self,
+        sender_id: str,
+        events_: list[dict[str, Any]],
+        expected_version: int | None,
+        replace: bool,
+    ) -> list[StoredEvent]:
+        """Append (or replace) with internal retries of lost races and deadlocks."""
         rows = self._rows(events_)
         for attempt in range(self.max_attempts):
             try:
-                with self.db.translate(f"appending to {sender_id!r}"):
-                    return self._append_once(sender_id, events_, rows, expected_version)
+                with self.db.translate(f"writing to {sender_id!r}"):
+                    return self._append_once(sender_id, events_, rows, expected_version, replace)
             except _Retry:
                 time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
         raise BackendUnavailable(
@@ -174,18 +194,22 @@ class SQLTrackerStore(TrackerStore):
         events_: list[dict[str, Any]],
         rows: list[dict[str, Any]],
         expected_version: int | None,
+        replace: bool = False,
     ) -> list[StoredEvent]:
         try:
             with self._connect(write=True) as conn:
-                current = self._max_seq(conn, sender_id)
+                current = self._lock_version(conn, sender_id)
                 if expected_version is not None and expected_version != current:
                     raise ConcurrencyError(sender_id, expected_version, current)
+                if replace:
+                    self._delete_rows(conn, sender_id)
+                    current = 0
                 params = [
                     {**row, "sender_id": sender_id, "seq": current + offset}
                     for offset, row in enumerate(rows, start=1)
                 ]
-                ids = self._insert(conn, sender_id, current, params)
-                if self.uses_outbox:
+                ids = self._insert(conn, sender_id, current, params) if params else []
+                if self.uses_outbox and params:
                     conn.execute(
                         insert(event_outbox),
                         [
@@ -221,6 +245,31 @@ class SQLTrackerStore(TrackerStore):
                 .order_by(events.c.seq)
             ).scalars()
         )
+
+    @classmethod
+    def _lock_version(cls, conn: Connection, sender_id: str) -> int:
+        """The conversation's version, read so that other writers of it wait for this one.
+
+        PostgreSQL: a transaction advisory lock on the sender id; MySQL/MariaDB: a locking
+        read of the last row (its next-key lock also blocks inserts after it); SQLite: the
+        transaction already holds the database's write lock (``BEGIN IMMEDIATE``). Without
+        it, an append that read the version just before a replace or delete committed
+        would add its events after a gap.
+        """
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            key = func.hashtext(literal(sender_id, String))
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_CLASS, key)))
+        elif dialect in ("mysql", "mariadb"):
+            last = (
+                select(events.c.seq)
+                .where(events.c.sender_id == sender_id)
+                .order_by(events.c.seq.desc())
+                .limit(1)
+                .with_for_update()
+            )
+            return int(conn.execute(last).scalar() or 0)
+        return cls._max_seq(conn, sender_id)
 
     @staticmethod
     def _max_seq(conn: Connection, sender_id: str) -> int:
@@ -291,9 +340,14 @@ class SQLTrackerStore(TrackerStore):
     # -- delete and outbox ---------------------------------------------------------------
     def delete(self, sender_id: str) -> int:
         with self.db.translate(f"deleting {sender_id!r}"), self._connect(write=True) as conn:
-            conn.execute(delete(event_outbox).where(event_outbox.c.sender_id == sender_id))
-            result = conn.execute(delete(events).where(events.c.sender_id == sender_id))
-            return int(result.rowcount)
+            self._lock_version(conn, sender_id)
+            return self._delete_rows(conn, sender_id)
+
+    @staticmethod
+    def _delete_rows(conn: Connection, sender_id: str) -> int:
+        """Delete the conversation's events and their pending outbox rows."""
+        conn.execute(delete(event_outbox).where(event_outbox.c.sender_id == sender_id))
+        return int(conn.execute(delete(events).where(events.c.sender_id == sender_id)).rowcount)
 
     def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
         stmt = (
@@ -314,7 +368,8 @@ class SQLTrackerStore(TrackerStore):
                 conn.execute(delete(event_outbox).where(event_outbox.c.event_id.in_(chunk)))
 
     def close(self) -> None:
-        self.engine.dispose()
+        super().close()  # stops the outbox relay first
+        self.db.dispose()
 
 
 def _is_unique_violation(exc: DBAPIError) -> bool:

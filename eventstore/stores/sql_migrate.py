@@ -26,9 +26,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from eventstore.errors import SchemaError
 from eventstore.stores.sql_engine import WRITE_OPTION
@@ -92,26 +91,50 @@ def schema_state(connection: Connection) -> SchemaState:
     return SchemaState("behind" if revision in known else "ahead", revision)
 
 
+#: Key of the database-wide lock held while the schema is created or migrated.
+LOCK_NAME = "eventstore_schema"
+_PG_LOCK_KEY = 0x6576656E7473  # "events"
+
+
+@contextmanager
+def schema_lock(conn: Connection, timeout: int = 300) -> Iterator[None]:
+    """Hold a database-wide lock so that one process at a time creates or migrates.
+
+    PostgreSQL: a transaction advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: the
+    write lock the connection's ``BEGIN IMMEDIATE`` already holds.
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        yield
+    elif name in ("mysql", "mariadb"):
+        got = conn.execute(
+            text("SELECT GET_LOCK(:name, :timeout)"), {"name": LOCK_NAME, "timeout": timeout}
+        ).scalar()
+        if got != 1:
+            raise SchemaError(f"another process holds the schema lock for over {timeout} s")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+    else:
+        yield
+
+
 def ensure_schema(engine: Engine, where: str) -> None:
     """Create an empty database at head; refuse anything not at head with a clear message.
 
-    Two processes starting on the same empty database race to create it; the loser finds
-    the schema at head when it looks again.
+    Processes starting together on an empty database queue on ``schema_lock``; the later
+    ones find the schema at head.
     """
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
-            with conn.begin():
-                state = schema_state(conn)
-                if state.kind == "empty":
-                    logger.info("creating the eventstore schema at %s in %s", HEAD_REVISION, where)
-                    command.upgrade(alembic_config(conn), "head")
-                    return
-    except SQLAlchemyError:
-        with engine.connect() as conn:
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})  # SQLite: BEGIN IMMEDIATE
+        with conn.begin(), schema_lock(conn):
             state = schema_state(conn)
-        if state.kind != "head":
-            raise
+            if state.kind == "empty":
+                logger.info("creating the eventstore schema at %s in %s", HEAD_REVISION, where)
+                command.upgrade(alembic_config(conn), "head")
+                return
     _refuse(state, where)
 
 
@@ -143,26 +166,33 @@ def _alembic_errors(action: str) -> Iterator[None]:
         raise SchemaError(f"{action}: {exc}") from exc
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the schema lock."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin(), schema_lock(conn):
+            yield conn
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str:
     """Upgrade to ``revision``; a Rasa database is stamped at revision 1 first. Returns a report."""
-    with engine.begin() as conn:
-        state = schema_state(conn)
-        config = alembic_config(conn)
-        lines = []
-        if state.kind == "rasa":
+    lines = []
+    with _migrating(engine) as conn:
+        if schema_state(conn).kind == "rasa":
             MigrationContext.configure(conn).stamp(script_directory(), RASA_REVISION)
             lines.append(
                 f"recognised a Rasa SQLTrackerStore database; stamped at revision {RASA_REVISION}"
             )
         with _alembic_errors(f"upgrading to {revision!r}"):
-            command.upgrade(config, revision)
+            command.upgrade(alembic_config(conn), revision)
         lines.append(f"now at revision {current_revision(conn) or 'base'}")
     return "\n".join(lines)
 
 
 def downgrade(engine: Engine, revision: str) -> str:
     """Downgrade to ``revision`` (``base`` drops every table and event)."""
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         with _alembic_errors(f"downgrading to {revision!r}"):
             command.downgrade(alembic_config(conn), revision)
         return f"now at revision {current_revision(conn) or 'base'}"
