@@ -212,11 +212,13 @@ def test_in_memory_source_or_missing_section_is_refused_in_one_line(
     empty = tmp_path / "empty.yml"
     empty.write_text("event_broker:\n  type: file\n", encoding="utf-8")
     for source, message in (
+        (None, "needs both --from A.yml and --to B.yml"),
         (memory, "an in-memory store cannot be a migration source"),
         (str(empty), "has no tracker_store section"),
         (str(tmp_path / "nope.yml"), "cannot read endpoints file"),
     ):
-        code, _, err = run(["migrate", "--from", source, "--to", dst], capsys)
+        args = ["--to", dst] if source is None else ["--from", source, "--to", dst]
+        code, _, err = run(["migrate", *args], capsys)
         assert code == 1
         assert message in err
         assert len(err.strip().splitlines()) == 1
@@ -323,3 +325,13 @@ def test_target_outage_stops_the_run_and_a_rerun_completes_it(
             assert (report.skipped, report.copied) == (3, 5)
             for i in range(8):
                 same_events(mongo_store, target, f"o-{i}")
+
+
+def test_in_memory_target_is_refused(
+    tmp_path: Path, mongo_section: dict[str, Any], capsys: Any
+) -> None:
+    src = write(tmp_path / "mongo.yml", mongo_section)
+    memory = write(tmp_path / "memory.yml", {"type": "in_memory"})
+    code, _, err = run(["migrate", "--from", src, "--to", memory], capsys)
+    assert code == 1
+    assert "an in-memory store cannot be a migration target" in err

@@ -33,11 +33,11 @@ def _open(path: str, role: str) -> object:
 
 @app.command("migrate")
 def migrate_command(
-    source_path: str = typer.Option(
-        ..., "--from", help="endpoints.yml whose tracker_store is the source."
+    source_path: str | None = typer.Option(
+        None, "--from", help="endpoints.yml whose tracker_store is the source (required)."
     ),
-    target_path: str = typer.Option(
-        ..., "--to", help="endpoints.yml whose tracker_store is the target."
+    target_path: str | None = typer.Option(
+        None, "--to", help="endpoints.yml whose tracker_store is the target (required)."
     ),
     conversation_ids: str | None = typer.Option(
         None, "--conversation-ids", help="Comma-separated conversation ids (default: all)."
@@ -50,6 +50,8 @@ def migrate_command(
     from eventstore.migrate import migrate
     from eventstore.stores.base import TrackerStore
 
+    if source_path is None or target_path is None:
+        raise ConfigError("migrate needs both --from A.yml and --to B.yml")
     ids = parse_ids(conversation_ids)
     source = _open(source_path, "source")
     assert isinstance(source, TrackerStore)
