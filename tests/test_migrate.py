@@ -77,6 +77,30 @@ def test_copy_rules_skip_complete_and_conflict() -> None:
     assert other.read("s") == before
 
 
+def test_long_conversations_go_in_checked_chunks_and_a_concurrent_writer_is_a_conflict() -> None:
+    source = InMemoryTrackerStore()
+    source.append("long", [action(f"a{i}", ts=float(i + 1)) for i in range(10)])
+    target = InMemoryTrackerStore()
+    result = copy_conversation(source, target, "long", chunk=3)
+    assert (result.outcome, result.copied) == ("copied", 10)
+    assert target.read("long") == source.read("long")
+
+    class Busy(InMemoryTrackerStore):
+        """A target another writer appends to right after the first chunk lands."""
+
+        def append(self, sender_id: str, events: Any, expected_version: Any = None) -> int:
+            version = super().append(sender_id, events, expected_version)
+            if version == 3:
+                super().append(sender_id, [action("someone_else")])
+            return version
+
+    busy = Busy()
+    result = copy_conversation(source, busy, "long", chunk=3)
+    assert (result.outcome, result.copied) == ("conflict", 3)
+    assert "changed while copying" in result.detail
+    assert [e["name"] for e in busy.read("long")] == ["a0", "a1", "a2", "someone_else"]
+
+
 def test_a_bad_event_in_one_conversation_fails_it_and_the_rest_is_copied() -> None:
     class Raw(InMemoryTrackerStore):
         """A source whose stored data predates validation (as a Rasa database may)."""
