@@ -200,12 +200,17 @@ def test_cli_exports_from_redis_to_a_file_and_prints_a_summary(
     endpoints = write_endpoints(
         tmp_path / "e.yml", redis_store_section, {"type": "file", "path": str(out)}
     )
+    args = ["--minimum-timestamp", "1001", "--maximum-timestamp", "1002.5"]
     code, stdout, _ = run(
-        ["export", "--endpoints", endpoints, "--minimum-timestamp", "1001"], capsys
+        ["export", "--endpoints", endpoints, *args, "--offset-timestamps-by-seconds", "-1000"],
+        capsys,
     )
     assert code == 0
-    assert "exported 9 events of 3 conversations" in stdout
-    assert by_conversation(read_messages(out)) == {f"u{i}": [2, 3, 4] for i in range(3)}
+    assert "exported 6 events of 3 conversations" in stdout
+    messages = read_messages(out)
+    assert by_conversation(messages) == {f"u{i}": [2, 3] for i in range(3)}
+    assert {m["timestamp"] for m in messages} == {1.0, 2.0}
+    assert [e["timestamp"] for e in redis_store.read("u0")] == [1000.0, 1001.0, 1002.0, 1003.0]
 
 
 @pytest.mark.parametrize(
