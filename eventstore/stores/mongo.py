@@ -5,16 +5,17 @@ Connection string: ``mongodb://host:27017/?options`` (or ``mongodb+srv://``); a 
 password in the URL are moved to ``username`` / ``password`` and never shown again.
 Options: ``url``, ``db`` (rasa), ``username``, ``password``, ``auth_source`` (admin),
 ``collection`` (conversations), ``server_selection_timeout_ms``, ``connect_timeout_ms``,
-``socket_timeout_ms``, ``transaction_retry_seconds``. Needs a replica set or a sharded
-cluster (transactions); see docs/mongo.md for the layout and the guarantees.
+``socket_timeout_ms``, ``transaction_retry_seconds``, ``query_indexes`` (true). Needs a
+replica set or a sharded cluster (transactions); docs/mongo.md has the layout and guarantees.
 
 Collections (``C`` is ``collection``):
 
 - ``C``: one document per event ``{sender_id, seq, position, timestamp, type_name,
   intent_name?, action_name?, data}``; unique index (sender_id, seq).
-- ``C_meta``: one document per conversation ``{_id: sender_id, version}``. Every append
-  updates it in its transaction, so two appends to one conversation conflict there, and
-  ``keys()`` / ``version()`` read it instead of scanning events.
+- ``C_meta``: one document per conversation ``{_id: sender_id, version, session_start?}``
+  (``session_start``: the seq of its last ``session_started``). Every append updates it in
+  its transaction, so two appends to one conversation conflict there; ``keys()``,
+  ``version()`` and ``retrieve`` read it instead of scanning events.
 - ``C_counters``: the global position counter (``$inc`` by the batch size, once per append).
 - ``C_outbox``: stored events not yet confirmed by the broker (``_id`` = position).
 """
@@ -38,7 +39,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validat
 from eventstore.config import StrictConfig, parse_config, secret_value
 from eventstore.drivers import require
 from eventstore.errors import BackendUnavailable, ConcurrencyError, ConfigError
-from eventstore.events import action_name, intent_name
+from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 
 if TYPE_CHECKING:
@@ -191,56 +192,30 @@ class MongoTrackerStore(TrackerStore):
     supports_outbox: ClassVar[bool] = True
 
     def __init__(
-        self,
-        url: str = "mongodb://localhost:27017",
-        db: str = "rasa",
-        username: str | None = None,
-        password: SecretStr | str | None = None,
-        auth_source: str = "admin",
-        collection: str = "conversations",
-        event_broker: Any = None,
-        *,
-        server_selection_timeout_ms: int = 5000,
-        connect_timeout_ms: int = 5000,
-        socket_timeout_ms: int | None = 30000,
-        transaction_retry_seconds: float = 10.0,
-        query_indexes: bool = True,
-        **kwargs: Any,
+        self, event_broker: Any = None, *, max_event_bytes: int = MAX_EVENT_BYTES, **options: Any
     ) -> None:
-        super().__init__(event_broker, **kwargs)
-        values = {
-            "url": url,
-            "db": db,
-            "username": username,
-            "password": password,
-            "auth_source": auth_source,
-            "collection": collection,
-            "server_selection_timeout_ms": server_selection_timeout_ms,
-            "connect_timeout_ms": connect_timeout_ms,
-            "socket_timeout_ms": socket_timeout_ms,
-            "transaction_retry_seconds": transaction_retry_seconds,
-            "query_indexes": query_indexes,
-        }
-        settings = parse_config(MongoConfig, values, "tracker_store")
-        self.settings = settings
+        """``options`` are ``MongoConfig``'s keys (``url``, ``db``, ``collection``, ...)."""
+        super().__init__(event_broker, max_event_bytes)
+        self.settings = settings = parse_config(MongoConfig, options, "tracker_store")
         self._password = secret_value(settings.password)
         pymongo, _ = _driver()
-        options: dict[str, Any] = {
+        client_options: dict[str, Any] = {
             "serverSelectionTimeoutMS": settings.server_selection_timeout_ms,
             "connectTimeoutMS": settings.connect_timeout_ms,
             "socketTimeoutMS": settings.socket_timeout_ms,
             "appname": "eventstore",
-            "connect": False,
-            "tz_aware": False,
+            "connect": False,  # connect on first use: building the store needs no server
         }
         if settings.username is not None:
-            options.update(
+            client_options.update(
                 username=settings.username,
                 password=self._password or "",
                 authSource=settings.auth_source,
             )
         with self._errors():
-            self._client: MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.url, **options)
+            self._client: MongoClient[dict[str, Any]] = pymongo.MongoClient(
+                settings.url, **client_options
+            )
         database = self._client[settings.db]
         self._events: Collection[dict[str, Any]] = database[settings.collection]
         self._meta: Collection[dict[str, Any]] = database[f"{settings.collection}_meta"]
@@ -278,11 +253,22 @@ class MongoTrackerStore(TrackerStore):
         except errors.ConfigurationError as exc:
             raise ConfigError(f"tracker_store: {self._scrub(exc)}") from exc
         except errors.OperationFailure as exc:
+            if exc.code == 20 and "replica set" in str(exc):  # a standalone mongod
+                raise ConfigError(
+                    f"tracker_store: MongoDB at {mask_url(self.settings.url)} is not a replica "
+                    "set member; appends need transactions: run mongod with --replSet (one "
+                    "node is enough) and rs.initiate()"
+                ) from exc
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 who = self.settings.username
                 raise BackendUnavailable(
                     f"MongoDB refused access for user {who!r} (auth_source "
                     f"{self.settings.auth_source!r}, db {self.settings.db!r}): {self._scrub(exc)}"
+                ) from exc
+            if exc.code == 251:  # NoSuchTransaction: the server aborted it (too slow)
+                raise BackendUnavailable(
+                    "MongoDB aborted the append's transaction before it committed (it outlived "
+                    "the server's transactionLifetimeLimitSeconds?); append fewer events at once"
                 ) from exc
             if exc.has_error_label("TransientTransactionError") and expected is not None:
                 # another append to this conversation kept winning until we gave up

@@ -4,6 +4,10 @@ It binds a free loopback port, keeps its data in memory and advertises a single-
 replica set, so transactions work as on a real replica set. Each test class or test uses
 its own collection name, so concurrent runs never see each other. A server that cannot
 start fails the tests that need it; they are never skipped.
+
+Transactions left open by a killed client are aborted after 5 s (MongoDB's
+``transactionLifetimeLimitSeconds``, 60 s by default), the setting docs/mongo.md
+recommends: an append killed mid-way blocks its conversation only that long.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ def mongo_url() -> Iterator[str]:
     try:
         from secantus import SecantusDBServer
 
-        server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=":memory:")
+        server = SecantusDBServer(
+            host="127.0.0.1", port=0, storage_path=":memory:", transaction_lifetime_seconds=5
+        )
         server.start()
     except Exception as exc:  # any failure to start is a failed test, never a skip
         pytest.fail(f"the SecantusDB (MongoDB-wire) test server did not start: {exc!r}")
