@@ -1,0 +1,250 @@
+"""SQL-store behaviour beyond the contract, on SQLite, PostgreSQL and MariaDB (real servers).
+
+Outbox rows written with the events, Rasa-readable rows, the size and name limits of the
+columns, streaming queries, an outage and recovery, and Oracle's DDL compiled offline.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import mysql, oracle, postgresql
+from sqlalchemy.schema import CreateSequence, CreateTable
+
+from brokers.base import EventBroker
+from eventstore.errors import BackendUnavailable, BrokerUnavailable, EventValidationError
+from eventstore.events import MAX_EVENT_BYTES
+from eventstore.stores.base import EventQuery
+from eventstore.stores.sql import SQLTrackerStore
+from eventstore.stores.sql_schema import event_outbox, events
+from eventstore.testing import action, bot, new_id, session_start, user
+from tests.proxy import TcpProxy
+
+KINDS = ["sqlite", "postgresql", "mysql"]
+
+
+@pytest.fixture(params=KINDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return str(
+        request.getfixturevalue("postgres_url" if request.param == "postgresql" else "mysql_url")
+    )
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SQLTrackerStore]:
+    store = SQLTrackerStore.from_url(url)
+    yield store
+    store.close()
+
+
+class DownBroker(EventBroker):
+    """A broker that is down: every publish fails, so the outbox keeps everything."""
+
+    def publish(self, message: dict[str, Any]) -> None:
+        raise BrokerUnavailable("broker is down")
+
+
+class ListBroker(EventBroker):
+    """A broker that keeps what it was given, in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def publish(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+def outbox_rows(store: SQLTrackerStore, sender_id: str) -> int:
+    with store.engine.connect() as conn:
+        stmt = select(func.count()).where(event_outbox.c.sender_id == sender_id)
+        return int(conn.execute(stmt).scalar() or 0)
+
+
+def test_outbox_rows_are_written_with_the_events_and_acknowledged(url: str) -> None:
+    store = SQLTrackerStore.from_url(url, event_broker=DownBroker())
+    try:
+        a, b = new_id(), new_id()
+        store.append(a, [user("1"), action("x")])
+        store.append(b, [user("2")])
+        store.append(a, [bot("3")])
+        pending = [e for e in store.outbox_pending(10_000) if e.sender_id in (a, b)]
+        assert [(e.sender_id, e.seq) for e in pending] == [(a, 1), (a, 2), (b, 1), (a, 3)]
+        assert [e.data for e in pending if e.sender_id == a] == store.read(a)
+        positions = [e.position or 0 for e in pending]
+        assert positions == sorted(positions)
+
+        store.outbox_ack(pending[:2])
+        left = [(e.sender_id, e.seq) for e in store.outbox_pending(10_000) if e.sender_id in (a, b)]
+        assert left == [(b, 1), (a, 3)]
+
+        store.replace(a, [action("new")], expected_version=3)  # old pending rows go too
+        left = [(e.sender_id, e.seq) for e in store.outbox_pending(10_000) if e.sender_id in (a, b)]
+        assert left == [(b, 1), (a, 1)]
+        store.delete(b)
+        assert outbox_rows(store, b) == 0
+    finally:
+        store.stop_relay(0)
+        store.close()
+
+
+def test_a_later_process_publishes_what_an_outage_left_in_the_outbox(url: str) -> None:
+    writer = SQLTrackerStore.from_url(url, event_broker=DownBroker())
+    sid = new_id()
+    writer.append(sid, [*session_start(), user("while down")])
+    writer.stop_relay(0)
+    writer.close()
+
+    broker = ListBroker()
+    reader = SQLTrackerStore.from_url(url, event_broker=broker)
+    try:
+        reader.start_relay()
+        assert reader.stop_relay(drain_timeout=30)
+        mine = [m for m in broker.messages if m["sender_id"] == sid]
+        assert [m["seq"] for m in mine] == [1, 2, 3, 4]
+        assert mine[-1]["text"] == "while down" and mine[-1]["position"] > 0
+        assert outbox_rows(reader, sid) == 0
+    finally:
+        reader.close()
+
+
+def test_no_outbox_rows_without_a_broker(store: SQLTrackerStore) -> None:
+    sid = new_id()
+    store.append(sid, [action("a")])
+    assert outbox_rows(store, sid) == 0
+
+
+def test_rows_are_what_rasas_sql_store_reads(store: SQLTrackerStore) -> None:
+    sid = new_id()
+    store.append(sid, [user("grüße", intent="greet", ts=1700000001.25), action("utter_x")])
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(events).where(events.c.sender_id == sid).order_by(events.c.id)
+        ).all()
+    assert [(r.type_name, r.intent_name, r.action_name, r.seq) for r in rows] == [
+        ("user", "greet", None, 1),
+        ("action", None, "utter_x", 2),
+    ]
+    assert rows[0].timestamp == 1700000001.25
+    assert "\\u00fc" in rows[0].data  # json.dumps with ASCII escapes, as Rasa writes
+    assert json.loads(rows[0].data)["text"] == "grüße"
+    assert "sender_id" not in json.loads(rows[0].data)
+
+
+def test_an_event_of_the_maximum_size_round_trips(store: SQLTrackerStore) -> None:
+    sid = new_id()
+    text = "x" * (MAX_EVENT_BYTES - 200)  # TEXT on MySQL would hold only 64 KB
+    store.append(sid, [bot(text)])
+    assert store.read(sid)[0]["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (action("a" * 256), "name"),
+        (user("hi", intent="i" * 300), "parse_data.intent.name"),
+    ],
+)
+def test_names_longer_than_the_columns_are_refused(
+    store: SQLTrackerStore, event: dict[str, Any], field: str
+) -> None:
+    sid = new_id()
+    store.append(sid, [action("ok")])
+    with pytest.raises(EventValidationError) as info:
+        store.append(sid, [action("fine"), event])
+    assert info.value.index == 1 and info.value.field == field
+    assert [e["name"] for e in store.read(sid)] == ["ok"] and store.version(sid) == 1
+
+
+def test_queries_stream_in_batches_and_release_the_connection(url: str) -> None:
+    store = SQLTrackerStore.from_url(url, pool_size=1, max_overflow=0, pool_timeout=5)
+    try:
+        sid = new_id()
+        store.append(sid, [action(f"a{i}") for i in range(1200)])  # > one fetch batch
+        seqs = [e.seq for e in store.query(EventQuery(sender_id=sid))]
+        assert seqs == list(range(1, 1201))
+        stream = store.query(EventQuery(sender_id=sid))
+        assert next(stream).seq == 1
+        stream.close()  # a consumer that stops early gives the connection back
+        assert store.append(sid, [action("after")]) == 1201
+        assert next(iter(store.keys())) is not None
+    finally:
+        store.close()
+
+
+def test_an_outage_is_backend_unavailable_and_the_store_recovers(postgres_url: str) -> None:
+    target = postgres_url.replace("127.0.0.1:5432", "{}")
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        store = SQLTrackerStore.from_url(target.format(proxy.address))
+        try:
+            sid = new_id()
+            store.append(sid, [action("before")])
+            proxy.cut()
+            with pytest.raises(BackendUnavailable) as info:
+                store.append(sid, [action("during")])
+            assert "postgresql" in str(info.value)
+            proxy.restore()
+            deadline = time.monotonic() + 30
+            while True:  # the pool reconnects (pre-ping) once the server is back
+                try:
+                    store.append(sid, [action("after")])
+                    break
+                except BackendUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+            assert [e["name"] for e in store.read(sid)] == ["before", "after"]
+        finally:
+            store.close()
+
+
+def test_memory_database_is_shared_by_every_thread() -> None:
+    store = SQLTrackerStore.from_url("sqlite://")
+    try:
+        sid = new_id()
+        store.append(sid, [action("a")])
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(store.version(sid)))
+        thread.start()
+        thread.join()
+        assert seen == [1]
+    finally:
+        store.close()
+
+
+# -- Oracle: no server here, so its DDL and statements are compiled -----------------------
+def test_oracle_ddl_uses_the_sequence_and_full_precision_types() -> None:
+    dialect = oracle.dialect()
+    ddl = str(CreateTable(events).compile(dialect=dialect))
+    assert "timestamp BINARY_DOUBLE" in ddl
+    assert "data CLOB" in ddl
+    assert "sender_id VARCHAR2(255 CHAR) NOT NULL" in ddl
+    assert "seq INTEGER NOT NULL" in ddl
+    assert str(CreateSequence(events.c.id.default).compile(dialect=dialect)).strip() == (
+        "CREATE SEQUENCE events_seq"
+    )
+    columns = ["sender_id", "type_name", "timestamp", "intent_name", "action_name", "data", "seq"]
+    stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+    compiled = str(stmt.compile(dialect=dialect, column_keys=columns))
+    assert "VALUES (events_seq.nextval, :sender_id" in compiled
+    limited = select(events.c.id).order_by(events.c.id).limit(5)
+    assert "FETCH FIRST" in str(limited.compile(dialect=dialect))
+
+
+def test_other_dialects_get_wide_types_and_no_sequence() -> None:
+    my = str(CreateTable(events).compile(dialect=mysql.dialect()))
+    assert "timestamp DOUBLE" in my and "data MEDIUMTEXT" in my
+    pg = str(CreateTable(events).compile(dialect=postgresql.dialect()))
+    assert "timestamp FLOAT(53)" in pg and "data TEXT" in pg and "SERIAL" in pg
+    columns = ["sender_id", "type_name", "data", "seq"]
+    pg_insert = insert(events).compile(dialect=postgresql.dialect(), column_keys=columns)
+    assert str(pg_insert).startswith(
+        "INSERT INTO events (sender_id, type_name, data, seq) VALUES (%(sender_id)s"
+    )
