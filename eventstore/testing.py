@@ -279,6 +279,52 @@ class TrackerStoreContract:
         assert store.save(tracker) == 4
         assert store.read(sid) == tracker.events
 
+    # -- the tracker cache (a loaded tracker plus the log's tail) ----------------------
+    def test_retrieve_sees_events_appended_after_it_was_cached(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(0))
+        first = store.retrieve(sid)
+        assert first is not None
+        first.update(action("unsaved, never stored"))
+        store.append(sid, turn(1))  # another writer
+        again = store.retrieve(sid)
+        assert again is not None
+        assert again.version == 8 and len(again.events) == 8
+        assert again.events == store.read(sid)
+        assert again.unsaved_events == []
+
+    def test_retrieve_after_a_new_session_in_the_tail(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, session_start() + turn(0))
+        assert store.retrieve(sid) is not None
+        store.append(sid, session_start() + turn(1))
+        current = store.retrieve(sid)
+        assert current is not None
+        assert current.events[0]["event"] == "session_started"
+        assert len(current.events) == 6 and current.version == 14
+
+    def test_retrieve_after_delete_and_recreate(self, store: TrackerStore) -> None:
+        sid = new_id()
+        store.append(sid, turn(0) + turn(1))
+        assert store.retrieve(sid) is not None
+        store.delete(sid)
+        assert store.retrieve(sid) is None
+        store.append(sid, turn(0) + turn(1) + turn(2))
+        recreated = store.retrieve(sid)
+        assert recreated is not None
+        assert recreated.events == store.read(sid) and recreated.version == 12
+
+    def test_saved_tracker_then_retrieve_is_consistent(self, store: TrackerStore) -> None:
+        sid = new_id()
+        tracker = store.get_or_create_tracker(sid)
+        for i in range(5):
+            tracker.update_with_events(turn(i))
+            store.save(tracker)
+            tracker = store.retrieve(sid)  # type: ignore[assignment]
+            assert tracker is not None
+            assert tracker.events == store.read(sid)
+        assert tracker.version == 21
+
     # -- replace (HTTP PUT) ----------------------------------------------------------
     def test_replace_swaps_the_whole_log(self, store: TrackerStore) -> None:
         sid = new_id()

@@ -168,6 +168,24 @@ class Tracker:
         self._stored = len(self.events)
         self.version = version
 
+    def extend_stored(self, events: Iterable[Event], version: int) -> None:
+        """Apply events read from the store after this tracker's last stored one.
+
+        Used to bring a cached tracker up to date with only the log's tail.
+        """
+        if self._stored != len(self.events):
+            raise ValueError("extend_stored on a tracker with unsaved events")
+        apply = self._apply
+        for event in events:
+            apply(event)
+        self._stored = len(self.events)
+        self.version = version
+
+    @property
+    def last_stored_event(self) -> Event | None:
+        """The last event that came from (or went to) the store, or None."""
+        return self.events[self._stored - 1] if self._stored else None
+
     def copy(self) -> Tracker:
         """An independent copy; events and internal state values are shared, never mutated."""
         new = object.__new__(type(self))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -83,6 +84,44 @@ class EventQuery:
         )
 
 
+class TrackerCache:
+    """The last trackers this process loaded or saved, least recently used dropped first.
+
+    Entries are private copies: callers get copies too, so nothing they do reaches the
+    cache. Size 0 disables it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, Tracker] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sender_id: str) -> Tracker | None:
+        """A copy of the cached tracker, or None."""
+        with self._lock:
+            tracker = self._entries.get(sender_id)
+            if tracker is None:
+                return None
+            self._entries.move_to_end(sender_id)
+        return tracker.copy()
+
+    def put(self, tracker: Tracker) -> None:
+        """Cache a copy of a tracker whose events are all stored."""
+        if self.size <= 0 or tracker.unsaved_events:
+            return
+        entry = tracker.copy()
+        with self._lock:
+            self._entries[tracker.sender_id] = entry
+            self._entries.move_to_end(tracker.sender_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def forget(self, sender_id: str) -> None:
+        """Drop a conversation's entry (it was replaced or deleted)."""
+        with self._lock:
+            self._entries.pop(sender_id, None)
+
+
 class TrackerStore(ABC):
     """Base class of every tracker store, built-in or custom.
 
@@ -95,10 +134,14 @@ class TrackerStore(ABC):
     has_positions: ClassVar[bool] = False
 
     def __init__(
-        self, event_broker: EventBroker | None = None, max_event_bytes: int = MAX_EVENT_BYTES
+        self,
+        event_broker: EventBroker | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        tracker_cache_size: int = 1000,
     ) -> None:
         self.event_broker = event_broker
         self.max_event_bytes = max_event_bytes
+        self._trackers = TrackerCache(tracker_cache_size)
         self._relay: OutboxRelay | None = None
         self._relay_lock = threading.Lock()
 
@@ -230,6 +273,7 @@ class TrackerStore(ABC):
         validate_sender_id(sender_id)
         checked = validate_events(events, self.max_event_bytes)
         _check_expected_version(expected_version)
+        self._trackers.forget(sender_id)
         stored = self._replace(sender_id, checked, expected_version)
         self._publish(stored)
         return stored[-1].seq if stored else 0
@@ -320,13 +364,41 @@ class TrackerStore(ABC):
         return self.version(sender_id) > 0
 
     def retrieve(self, sender_id: str) -> Tracker | None:
-        """The current session: events from the last ``session_started`` on (all if none)."""
-        start = self._session_start(sender_id)
-        after = max(start - 1, 0)
-        events = self.read(sender_id, after)
-        if not events:
+        """The current session: events from the last ``session_started`` on (all if none).
+
+        A conversation this process loaded or saved recently is rebuilt from its cached
+        tracker plus the log's tail, so a turn costs the same at event 10 and at 10,000.
+        """
+        tracker = self._retrieve_cached(sender_id)
+        if tracker is None:
+            start = self._session_start(sender_id)
+            after = max(start - 1, 0)
+            events = self.read(sender_id, after)
+            if not events:
+                self._trackers.forget(sender_id)
+                return None
+            tracker = Tracker.from_events(sender_id, events, version=after + len(events))
+        self._trackers.put(tracker)
+        return tracker
+
+    def _retrieve_cached(self, sender_id: str) -> Tracker | None:
+        """The cached tracker brought up to date with the tail, or None to load afresh.
+
+        The tail is read from the cached version's own event on: if that event is no longer
+        the same (the conversation was deleted or replaced), or a new session started, the
+        cache is not used.
+        """
+        cached = self._trackers.get(sender_id)
+        if cached is None:
             return None
-        return Tracker.from_events(sender_id, events, version=after + len(events))
+        tail = self.read(sender_id, cached.version - 1)
+        if not tail or tail[0] != cached.last_stored_event:
+            return None
+        new = tail[1:]
+        if any(event.get("event") == "session_started" for event in new):
+            return None
+        cached.extend_stored(new, cached.version + len(new))
+        return cached
 
     def retrieve_full_tracker(self, sender_id: str) -> Tracker | None:
         """Every session of the conversation."""
@@ -342,6 +414,8 @@ class TrackerStore(ABC):
             return tracker.version
         version = self.append(tracker.sender_id, new, expected_version=tracker.version)
         tracker.mark_saved(version)
+        if tracker.events:
+            self._trackers.put(tracker)
         return version
 
     def get_or_create_tracker(self, sender_id: str, append_action_listen: bool = True) -> Tracker:
