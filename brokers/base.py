@@ -32,9 +32,17 @@ class PublishError(BrokerError):
         super().__init__(message)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def message_json(message: Mapping[str, Any]) -> str:
+    """The compact JSON text of a message body (UTF-8 characters kept as they are)."""
+    return _ENCODER.encode(message)
+
+
 def encode_message(message: Mapping[str, Any]) -> bytes:
     """The UTF-8 JSON bytes of a message body, as every broker sends it."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(message).encode("utf-8")
 
 
 class EventBroker(ABC):

@@ -12,7 +12,6 @@ Options: ``dialect`` (sqlite), ``url``, ``port``, ``db`` (events.db), ``username
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr, field_validator
 from sqlalchemy.dialects import mysql
 
-from brokers.base import EventBroker, PublishError
+from brokers.base import EventBroker, PublishError, message_json
 from eventstore.config import StrictConfig, secret_value
 from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
 from eventstore.stores.sql_url import masked, require_driver, with_driver
@@ -134,10 +133,7 @@ class SQLEventBroker(EventBroker):
         self.publish_many([message])
 
     def publish_many(self, messages: Iterable[dict[str, Any]]) -> None:
-        rows = [
-            {"sender_id": m["sender_id"], "data": json.dumps(m, ensure_ascii=False)}
-            for m in messages
-        ]
+        rows = [{"sender_id": m["sender_id"], "data": message_json(m)} for m in messages]
         if not rows:
             return
         try:

@@ -1,0 +1,251 @@
+"""Publish throughput (events/s) of each broker beside its raw client doing the same work.
+
+For every broker three numbers are printed:
+- ``raw``: the plain client publishing the same bodies the same way (pika basic_publish
+  with publisher confirms and persistent messages; KafkaProducer.send + flush with
+  acks=all; one executemany per batch in one transaction; file write + flush per batch);
+- ``broker``: ``EventBroker.publish_many`` + ``flush`` in batches of 500;
+- ``store+relay``: appends to an in-memory store (batches of 4 events, a bot turn) until
+  the relay has published them all: what a bot sees end to end.
+Ratios are broker/raw and relay/raw (1.00 = no overhead). Nothing is asserted.
+
+Run: ``.venv/bin/python -m bench.bench_brokers`` (RabbitMQ on 127.0.0.1:5672 and
+PostgreSQL on 127.0.0.1:5432 as in tests; Tansu is started here).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from brokers import create_broker
+from brokers.base import EventBroker, encode_message
+from brokers.testing import stored_events
+from eventstore.stores.memory import InMemoryTrackerStore
+
+BATCH = 500
+
+
+def messages(count: int) -> list[dict[str, Any]]:
+    """``count`` bodies of 20 conversations, each about 200 bytes."""
+    senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    return [e.as_message() for e in stored_events(senders, count // 20)]
+
+
+def compare(name: str, runs: dict[str, Callable[[], int]], repeats: int = 3) -> None:
+    """Run each function ``repeats`` times, interleaved (so load on the machine hits all
+    alike), and report the best events/s of each (functions return how many they sent)."""
+    rates: dict[str, float] = dict.fromkeys(runs, 0.0)
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            start = time.perf_counter()
+            done = fn()
+            rates[key] = max(rates[key], done / (time.perf_counter() - start))
+    report(name, rates["raw"], rates["broker"], rates["relay"])
+
+
+def via_broker(broker: EventBroker, bodies: list[dict[str, Any]]) -> Callable[[], int]:
+    def run() -> int:
+        for i in range(0, len(bodies), BATCH):
+            broker.publish_many(bodies[i : i + BATCH])
+            broker.flush(60)
+        return len(bodies)
+
+    return run
+
+
+def make_broker(section: dict[str, Any]) -> EventBroker:
+    """The broker an ``event_broker:`` section describes."""
+    broker = create_broker(section)
+    assert broker is not None
+    return broker
+
+
+def via_store(section: dict[str, Any], count: int) -> Callable[[], int]:
+    """Appends of 4-event turns to an in-memory store; timed until the relay published all."""
+    turn: list[dict[str, Any]] = [
+        {"event": "user", "text": "hello there", "parse_data": {"intent": {"name": "greet"}}},
+        {"event": "action", "name": "utter_greet"},
+        {"event": "bot", "text": "Hi! How can I help?"},
+        {"event": "action", "name": "action_listen"},
+    ]
+
+    def run() -> int:
+        store = InMemoryTrackerStore(event_broker=make_broker(section))
+        store.start_relay(poll_interval=0.05)
+        senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        for i in range(count // 4):
+            store.append(senders[i % len(senders)], turn)
+        relay = store.relay
+        assert relay is not None
+        while relay.published < count // 4 * 4:
+            time.sleep(0.001)
+        store.stop_relay(10)
+        return count // 4 * 4
+
+    return run
+
+
+def report(name: str, raw: float, broker: float, relay: float) -> None:
+    print(
+        f"{name:<12} raw {raw:>9,.0f}/s   broker {broker:>9,.0f}/s (x{broker / raw:4.2f})"
+        f"   store+relay {relay:>9,.0f}/s (x{relay / raw:4.2f})"
+    )
+
+
+def bench_rabbitmq(count: int = 3000) -> None:
+    import pika
+
+    tag = uuid.uuid4().hex[:8]
+    exchange, queue = f"bench-{tag}", f"bench-q-{tag}"
+    section = {"type": "pika", "url": "127.0.0.1", "exchange_name": exchange, "queues": [queue]}
+    bodies = messages(count)
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, exchange, routing_key="")
+    properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+
+    def raw() -> int:
+        for body in bodies:
+            channel.basic_publish(exchange, "", json.dumps(body).encode(), properties)
+        return len(bodies)
+
+    broker = make_broker(section)
+    try:
+        compare(
+            "rabbitmq",
+            {
+                "raw": raw,
+                "broker": via_broker(broker, bodies),
+                "relay": via_store(section, count),
+            },
+        )
+    finally:
+        broker.close()
+        channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+        connection.close()
+
+
+def bench_kafka(count: int = 20000) -> None:
+    from kafka import KafkaProducer
+
+    from tests.servers.kafka import free_port, start_tansu, stop_tansu
+
+    port = free_port()
+    process = start_tansu(port)
+    bootstrap = f"127.0.0.1:{port}"
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    section = {"type": "kafka", "url": bootstrap, "topic": topic, "partition_by_sender": True}
+    bodies = messages(count)
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+
+        def raw() -> int:
+            for body in bodies:
+                producer.send(topic, json.dumps(body).encode(), key=body["sender_id"].encode())
+            producer.flush()
+            return len(bodies)
+
+        broker = make_broker(section)
+        compare(
+            "kafka",
+            {
+                "raw": raw,
+                "broker": via_broker(broker, bodies),
+                "relay": via_store(section, count),
+            },
+        )
+        broker.close()
+        producer.close()
+    finally:
+        stop_tansu(process)
+
+
+def bench_file(directory: Path, count: int = 50000) -> None:
+    bodies = messages(count)
+    raw_path = directory / "raw.log"
+
+    def raw() -> int:
+        with raw_path.open("ab") as handle:
+            for i in range(0, len(bodies), BATCH):
+                handle.write(b"".join(encode_message(m) + b"\n" for m in bodies[i : i + BATCH]))
+                handle.flush()
+        return len(bodies)
+
+    section = {"type": "file", "path": str(directory / "broker.log")}
+    broker = make_broker(section)
+    compare(
+        "file",
+        {
+            "raw": raw,
+            "broker": via_broker(broker, bodies),
+            "relay": via_store(section, count),
+        },
+    )
+    broker.close()
+
+
+def bench_sql(name: str, url: str, count: int = 20000) -> None:
+    bodies = messages(count)
+    table = f"bench_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url)
+    raw_table = sa.Table(
+        f"{table}_raw",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+        sa.Column("data", sa.Text),
+    )
+    raw_table.create(engine)
+
+    def raw() -> int:
+        for i in range(0, len(bodies), BATCH):
+            rows = [
+                {"sender_id": m["sender_id"], "data": json.dumps(m)} for m in bodies[i : i + BATCH]
+            ]
+            with engine.begin() as conn:
+                conn.execute(raw_table.insert(), rows)
+        return len(bodies)
+
+    section = {"type": "sql", "url": url, "table_name": table}
+    broker = make_broker(section)
+    try:
+        compare(
+            name,
+            {
+                "raw": raw,
+                "broker": via_broker(broker, bodies),
+                "relay": via_store(section, count),
+            },
+        )
+    finally:
+        broker.close()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}_raw"))
+        engine.dispose()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        bench_file(directory)
+        bench_sql("sqlite", f"sqlite:///{directory / 'bench.db'}")
+    bench_sql("postgresql", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    bench_rabbitmq()
+    bench_kafka()
+
+
+if __name__ == "__main__":
+    main()
