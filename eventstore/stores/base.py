@@ -371,15 +371,21 @@ class TrackerStore(ABC):
         """
         tracker = self._retrieve_cached(sender_id)
         if tracker is None:
-            start = self._session_start(sender_id)
-            after = max(start - 1, 0)
-            events = self.read(sender_id, after)
-            if not events:
+            tracker = self._load_session(sender_id)
+            if tracker is None:
                 self._trackers.forget(sender_id)
                 return None
-            tracker = Tracker.from_events(sender_id, events, version=after + len(events))
         self._trackers.put(tracker)
         return tracker
+
+    def _load_session(self, sender_id: str) -> Tracker | None:
+        """Read and replay the current session; backends may override to use fewer trips."""
+        start = self._session_start(sender_id)
+        after = max(start - 1, 0)
+        events = self.read(sender_id, after)
+        if not events:
+            return None
+        return Tracker.from_events(sender_id, events, version=after + len(events))
 
     def _retrieve_cached(self, sender_id: str) -> Tracker | None:
         """The cached tracker brought up to date with the tail, or None to load afresh.

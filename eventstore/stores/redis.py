@@ -427,7 +427,7 @@ class RedisTrackerStore(TrackerStore):
             start = self._client.hget(self.key("meta", sender_id), "s")
         return int(start) if start else 0
 
-    def retrieve(self, sender_id: str) -> Tracker | None:
+    def _load_session(self, sender_id: str) -> Tracker | None:
         """The current session, read in one atomic script (one round trip)."""
         with self._errors("reading"):
             after, raw = self._retrieve_script(keys=self._keys_for(sender_id), args=[])
