@@ -28,9 +28,18 @@ logger = logging.getLogger("eventstore.server")
 
 
 def close_store(store: TrackerStore) -> None:
-    """Close the store: its relay publishes what is pending, then the broker is closed."""
+    """Close the store after its relay published what is pending; then close the broker.
+
+    The relay is stopped explicitly (not only through ``store.close()``) so a backend whose
+    ``close`` forgets ``super().close()`` still flushes its events to the broker.
+    """
     broker = store.event_broker
     relay_owned_broker = store.relay is not None
+    try:
+        if relay_owned_broker and not store.stop_relay():
+            logger.warning("some stored events are not published yet; the relay resumes later")
+    except Exception:
+        logger.exception("stopping the event relay failed")
     try:
         store.close()
     except Exception:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from eventstore.errors import ConcurrencyError, EventValidationError
-from eventstore.events import validate_events, validate_sender_id
+from eventstore.events import validate_sender_id
 from eventstore.server.auth import Principal, require_access, require_auth
 from eventstore.server.errors import ApiError
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
@@ -64,7 +64,7 @@ def store_of(request: Request) -> TrackerStore:
     return store
 
 
-def conversation_principal(
+async def conversation_principal(
     conversation_id: ConversationId, principal: Principal = Depends(require_auth)
 ) -> Principal:
     """Authenticate, check the principal may act on this conversation (403), check the id."""
@@ -73,7 +73,7 @@ def conversation_principal(
     return principal
 
 
-def admin_principal(principal: Principal = Depends(require_auth)) -> Principal:
+async def admin_principal(principal: Principal = Depends(require_auth)) -> Principal:
     """Authenticate, then require an admin (token, or a JWT with role admin)."""
     require_access(principal, None)
     return principal
@@ -130,7 +130,7 @@ class WriteOptions:
     expected_version: int | None
 
 
-def write_options(
+async def write_options(
     include_events: IncludeEvents = "AFTER_RESTART",
     expected_version: ExpectedVersion = None,
     if_match: IfMatch = None,
@@ -141,8 +141,8 @@ def write_options(
     )
 
 
-def body_events(body: Any, max_bytes: int) -> list[dict[str, Any]]:
-    """Validate a body of one event or a list of events; errors name the index and field.
+def body_events(body: Any) -> list[Any]:
+    """The body as a list of events (one event or a list); the store validates each one.
 
     FastAPI hands over the raw bytes when the request is not labelled JSON; like Rasa, parse
     them anyway.
@@ -152,18 +152,22 @@ def body_events(body: Any, max_bytes: int) -> list[dict[str, Any]]:
             body = json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise ApiError(400, f"the body is not valid JSON: {exc}", {"field": "body"}) from None
-    if not isinstance(body, dict | list):
-        raise EventValidationError(
-            f"the body must be an event object or a list of events, got {type(body).__name__}",
-            field="body",
-        )
-    return validate_events(body, max_bytes)
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        return body
+    raise EventValidationError(
+        f"the body must be an event object or a list of events, got {type(body).__name__}",
+        field="body",
+    )
 
 
-def starts_session(events: list[dict[str, Any]]) -> bool:
+def starts_session(events: list[Any]) -> bool:
     """Whether the events begin with ``action_session_start`` followed by ``session_started``."""
     return (
         len(events) >= 2
+        and isinstance(events[0], dict)
+        and isinstance(events[1], dict)
         and events[0].get("event") == "action"
         and events[0].get("name") == ACTION_SESSION_START
         and events[1].get("event") == "session_started"
@@ -214,7 +218,7 @@ def append_events(
     and ``action_listen`` (as Rasa), unless the body itself begins with the first two.
     """
     store = store_of(request)
-    events = body_events(body, store.max_event_bytes)
+    events = body_events(body)
     expected = write.expected_version
     stored = 0
     for attempt in range(SESSION_START_RETRIES):
@@ -226,6 +230,12 @@ def append_events(
         check = expected if expected is not None else (0 if prefix else None)
         try:
             store.append(conversation_id, prefix + events, expected_version=check)
+        except EventValidationError as exc:
+            if prefix and exc.index is not None:  # name the event by its place in the body
+                raise EventValidationError(
+                    exc.reason, index=exc.index - len(prefix), field=exc.field
+                ) from None
+            raise
         except ConcurrencyError:
             # Another writer started the conversation first: append after it, unless
             # the client itself asked for a version.
@@ -258,7 +268,7 @@ def replace_events(
     Seqs restart at 1; the new events are published. An empty list removes every event.
     """
     store = store_of(request)
-    events = body_events(body, store.max_event_bytes)
+    events = body_events(body)
     expected = write.expected_version
     store.replace(conversation_id, events, expected_version=expected)
     request.app.state.metrics.count_write("replace", len(events))
@@ -451,7 +461,7 @@ def health(request: Request) -> JSONResponse:
 
 
 @router.get("/version", tags=["service"], summary="Version of eventstore")
-def version(request: Request, _: Principal = Depends(require_auth)) -> dict[str, Any]:
+async def version(request: Request, _: Principal = Depends(require_auth)) -> dict[str, Any]:
     """The eventstore version and the store and broker classes in use."""
     from eventstore import __version__
 
@@ -465,6 +475,6 @@ def version(request: Request, _: Principal = Depends(require_auth)) -> dict[str,
 
 
 @router.get("/metrics", tags=["service"], summary="Prometheus metrics")
-def metrics(request: Request, _: Principal = Depends(admin_principal)) -> Response:
+async def metrics(request: Request, _: Principal = Depends(admin_principal)) -> Response:
     """Request counts and latency histograms, appends, events, conflicts and errors."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
