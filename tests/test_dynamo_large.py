@@ -133,7 +133,7 @@ def test_a_large_append_that_loses_its_lease_stores_nothing(
 def test_a_crashed_large_append_stays_hidden_and_its_lease_expires(
     dynamo_server: DynamoServer,
 ) -> None:
-    config = dynamo_server.store_config(lease_seconds=0.3)
+    config = dynamo_server.store_config(lease_seconds=3)
     sid = new_id()
     with HookedStore.from_config(config) as writer, DynamoTrackerStore.from_config(config) as other:
         assert isinstance(writer, HookedStore)
@@ -144,18 +144,47 @@ def test_a_crashed_large_append_stays_hidden_and_its_lease_expires(
         writer.after_chunk = crash
         with pytest.raises(KeyboardInterrupt):
             writer.append(sid, [action(f"lost{i}") for i in range(150)])
+        crashed_at = time.monotonic()
+        with pytest.raises(ConcurrencyError):  # still leased
+            other.append(sid, [action("x")], expected_version=0)
         assert len(raw_items(dynamo_server, other.table, sid)) == 1 + 99
         assert other.read(sid) == [] and other.version(sid) == 0
         assert list(other.query(EventQuery(action="lost5"))) == []
         assert sid not in set(other.keys())
-        with pytest.raises(ConcurrencyError):
-            other.append(sid, [action("x")], expected_version=0)  # leased
-        time.sleep(0.4)
+        time.sleep(max(0.0, 3.2 - (time.monotonic() - crashed_at)))  # the lease runs out
         assert other.append(sid, [action("after")], expected_version=0) == 1
         assert [e["name"] for e in other.read(sid)] == ["after"]
         assert list(other.query(EventQuery(action="lost5"))) == []
         assert other.delete(sid) == 1
-        assert raw_items(dynamo_server, other.table, sid) == []
+        assert raw_items(dynamo_server, other.table, sid) == []  # the dead append's too
+
+
+def test_replace_moves_the_log_above_the_old_one_and_collects_it(
+    table_config: dict[str, Any], dynamo_server: DynamoServer
+) -> None:
+    sid = new_id()
+    with (
+        DynamoTrackerStore.from_config(table_config) as first,
+        DynamoTrackerStore.from_config(table_config) as second,
+    ):
+        first.append(sid, [action(f"old{i}") for i in range(10)])
+        fresh = [*session_start(), *(action(f"new{i}") for i in range(147))]
+        assert second.replace(sid, fresh, expected_version=10) == 150
+        # the new log sits above the old one, which is gone
+        assert raw_items(dynamo_server, first.table, sid) == [0, *range(11, 161)]
+        # ``first`` has not seen the replace: its append still lands right after it
+        assert first.append(sid, [action("next")], expected_version=150) == 151
+        assert [e.get("name") for e in first.read(sid)][-2:] == ["new146", "next"]
+        assert seqs(first, sid) == list(range(1, 152))
+        assert list(first.query(EventQuery(action="old3"))) == []
+        assert [e.seq for e in first.query(EventQuery(action="new0"))] == [4]
+        current = first.retrieve(sid)
+        assert current is not None and current.version == 151 and len(current.events) == 150
+        with pytest.raises(ConcurrencyError):
+            first.replace(sid, [action("stale")], expected_version=150)
+        assert first.delete(sid) == 151
+        assert raw_items(dynamo_server, first.table, sid) == []
+        assert first.append(sid, [action("again")], expected_version=0) == 1
 
 
 def test_eight_writers_expecting_the_same_version_one_wins(

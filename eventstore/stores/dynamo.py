@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
@@ -38,6 +39,7 @@ from eventstore.errors import (
 )
 from eventstore.events import action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+from eventstore.tracker import Tracker
 
 #: Items per ``TransactWriteItems`` (DynamoDB's limit); one is the meta item.
 MAX_TRANSACTION_ITEMS = 100
@@ -51,6 +53,10 @@ KEYS_INDEX = "conversations"
 OUTBOX_INDEX = "outbox"
 #: Attempts of an append without ``expected_version`` before it gives up on contention.
 UNVERSIONED_ATTEMPTS = 200
+#: Reads of a conversation that a concurrent replace or delete may restart.
+SNAPSHOT_ATTEMPTS = 20
+#: Replaced conversations whose ``seq_base`` a store remembers (others have none).
+BASE_CACHE_SIZE = 10_000
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _UNAVAILABLE_CODES = {
@@ -134,6 +140,9 @@ class DynamoTrackerStore(TrackerStore):
         self._ready_lock = threading.Lock()
         self._has_keys_index = False
         self._has_outbox_index = False
+        self._bases: OrderedDict[str, int] = OrderedDict()
+        self._bases_lock = threading.Lock()
+        self._outbox_keys: dict[tuple[str, int], int] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, event_broker: Any = None) -> DynamoTrackerStore:
@@ -218,11 +227,22 @@ class DynamoTrackerStore(TrackerStore):
         self.ensure_table()
         with _translated("reading a conversation"):
             response = self._client.get_item(
-                TableName=self.table,
-                Key=_key(sender_id, META_SEQ),
-                ConsistentRead=True,
+                TableName=self.table, Key=_key(sender_id, META_SEQ), ConsistentRead=True
             )
-        return response.get("Item") or {}
+        meta: dict[str, Any] = response.get("Item") or {}
+        self._remember_base(sender_id, _number(meta, "seq_base"))
+        return meta
+
+    def _remember_base(self, sender_id: str, base: int) -> None:
+        """Cache a conversation's ``seq_base`` (only replaced conversations have one)."""
+        with self._bases_lock:
+            if base:
+                self._bases[sender_id] = base
+                self._bases.move_to_end(sender_id)
+                if len(self._bases) > BASE_CACHE_SIZE:
+                    self._bases.popitem(last=False)
+            else:
+                self._bases.pop(sender_id, None)
 
     def version(self, sender_id: str) -> int:
         return _number(self._meta(sender_id), "version")
@@ -230,123 +250,154 @@ class DynamoTrackerStore(TrackerStore):
     def _session_start(self, sender_id: str) -> int:
         return _number(self._meta(sender_id), "session_start")
 
-    # -- append --------------------------------------------------------------------
+    # -- append and replace ----------------------------------------------------------
     def _append(
         self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
     ) -> list[StoredEvent]:
         self.ensure_table()
         if expected_version is not None:
-            return self._append_at(sender_id, events, expected_version)
-        for attempt in range(UNVERSIONED_ATTEMPTS):
-            current = self._meta(sender_id)
-            if _lease_live(current):
-                _backoff(attempt)
-                continue
+            base = self._bases.get(sender_id, 0)
             try:
-                return self._append_at(sender_id, events, _number(current, "version"))
-            except ConcurrencyError:
-                _backoff(attempt)
+                return self._write(sender_id, events, expected_version, base)
+            except _Conflict as conflict:  # maybe only our cached seq_base was stale
+                found = conflict.found
+                if (
+                    _number(found, "version") != expected_version
+                    or _lease_live(found)
+                    or _number(found, "seq_base") == base
+                ):
+                    raise
+                self._remember_base(sender_id, _number(found, "seq_base"))
+                return self._write(
+                    sender_id, events, expected_version, self._bases.get(sender_id, 0)
+                )
+        for attempt in range(UNVERSIONED_ATTEMPTS):
+            meta = self._meta(sender_id)
+            if not _lease_live(meta):
+                with suppress(ConcurrencyError):
+                    version, base = _number(meta, "version"), _number(meta, "seq_base")
+                    return self._write(sender_id, events, version, base)
+            _backoff(attempt)
         raise BackendUnavailable(
             f"could not append to conversation {sender_id!r}: "
             f"{UNVERSIONED_ATTEMPTS} attempts lost to concurrent writers"
         )
 
-    def _append_at(
-        self, sender_id: str, events: list[dict[str, Any]], expected: int
+    def _replace(
+        self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
     ) -> list[StoredEvent]:
-        """Store ``events`` after version ``expected``, in one transaction or under a lease."""
-        stored = [StoredEvent(sender_id, expected + i, e) for i, e in enumerate(events, 1)]
-        items = [self._event_item(e) for e in stored]
-        chunks = _chunks(items)
-        commit = _meta_commit(sender_id, stored)
-        now = Decimal(repr(time.time()))
-        if len(chunks) == 1:
-            update = {
-                **commit,
-                "ConditionExpression": f"{_version_is(expected)} AND {_NO_LIVE_LEASE}",
-            }
-            update["ExpressionAttributeValues"] = {
-                **update["ExpressionAttributeValues"],
-                ":expected": {"N": str(expected)},
-                ":now": {"N": str(now)},
-            }
-            self._transact(sender_id, expected, update, chunks[0])
-            return stored
-        return self._append_leased(sender_id, stored, expected, chunks, commit)
+        """Write the new log above the old one, then move ``seq_base`` past the old one.
 
-    def _append_leased(
+        Readers see the old log until the commit and the new one after it, never a mix;
+        the old items are deleted afterwards.
+        """
+        if not events:
+            self._clear(sender_id, expected_version)
+            return []
+        for attempt in range(UNVERSIONED_ATTEMPTS):
+            meta = self._meta(sender_id)
+            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            if expected_version is not None and version != expected_version:
+                raise ConcurrencyError(sender_id, expected_version, version)
+            try:
+                if _lease_live(meta):
+                    raise ConcurrencyError(sender_id, expected_version, version)
+                stored = self._write(sender_id, events, version, base, replace=True)
+            except ConcurrencyError:
+                if expected_version is not None:
+                    raise
+                _backoff(attempt)
+                continue
+            self._collect(sender_id, base + version)
+            return stored
+        raise BackendUnavailable(f"could not replace conversation {sender_id!r}: it keeps changing")
+
+    def _write(
         self,
         sender_id: str,
-        stored: list[StoredEvent],
+        events: list[dict[str, Any]],
         expected: int,
+        base: int,
+        replace: bool = False,
+    ) -> list[StoredEvent]:
+        """Store ``events`` after version ``expected`` (or instead of the log, ``replace``).
+
+        The items go to the physical seqs right above the log (``base + expected``); one
+        transaction commits them, or a lease covers the chunks of a large write.
+        """
+        first = 1 if replace else expected + 1
+        stored = [StoredEvent(sender_id, first + i, e) for i, e in enumerate(events)]
+        start = base + expected + 1
+        items = [self._event_item(e, start + i) for i, e in enumerate(stored)]
+        commit = _meta_commit(sender_id, stored, base + expected if replace else None)
+        guard = f"{_version_is(expected)} AND {_base_is(base)}"
+        guard_values = {":expected": {"N": str(expected)}, ":base": {"N": str(base)}}
+        chunks = _chunks(items)
+        if len(chunks) == 1:
+            condition = f"{guard} AND {_NO_LIVE_LEASE}"
+            now = {":now": {"N": repr(time.time())}}
+            self._transact(
+                sender_id, expected, _conditioned(commit, condition, guard_values | now), items
+            )
+        else:
+            self._write_leased(sender_id, expected, guard, guard_values, chunks, commit)
+        return stored
+
+    def _write_leased(
+        self,
+        sender_id: str,
+        expected: int,
+        guard: str,
+        guard_values: dict[str, Any],
         chunks: list[list[dict[str, Any]]],
         commit: dict[str, Any],
-    ) -> list[StoredEvent]:
-        """A large append: take a lease on the conversation, write chunks, commit at once.
+    ) -> None:
+        """A large write: take a lease on the conversation, write chunks, commit at once.
 
         Readers see events only up to the meta item's version, so the chunks stay invisible
-        until the final transaction moves the version; every chunk is written in a
-        transaction that renews (and so checks) the lease, so a writer that lost its lease
-        cannot touch the log again.
+        until the final transaction moves it; every chunk is written in a transaction that
+        renews (and so checks) the lease, so a writer that lost its lease writes no more.
         """
-        lease = uuid.uuid4().hex
+        lease = {":lease": {"S": uuid.uuid4().hex}}
         key = _key(sender_id, META_SEQ)
         with _translated("appending", sender_id=sender_id, expected=expected):
             self._client.update_item(
                 TableName=self.table,
                 Key=key,
                 UpdateExpression="SET lease = :lease, lease_expires = :until",
-                ConditionExpression=f"{_version_is(expected)} AND {_NO_LIVE_LEASE}",
+                # our own lease passes too: a retry of this request after a lost reply
+                ConditionExpression=f"{guard} AND (attribute_not_exists(lease) "
+                "OR lease_expires < :now OR lease = :lease)",
                 ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={
-                    ":lease": {"S": lease},
-                    ":until": {"N": self._lease_until()},
-                    ":expected": {"N": str(expected)},
-                    ":now": {"N": repr(time.time())},
-                },
+                ExpressionAttributeValues=guard_values
+                | lease
+                | {":until": self._lease_until(), ":now": {"N": repr(time.time())}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+        marked = [[{**item, "lease": lease[":lease"]} for item in chunk] for chunk in chunks]
         try:
-            for chunk in chunks[:-1]:
+            for chunk in marked[:-1]:
                 renew = {
-                    "TableName": self.table,
-                    "Key": key,
                     "UpdateExpression": "SET lease_expires = :until",
                     "ConditionExpression": "lease = :lease",
-                    "ExpressionAttributeValues": {
-                        ":lease": {"S": lease},
-                        ":until": {"N": self._lease_until()},
-                    },
+                    "ExpressionAttributeValues": lease | {":until": self._lease_until()},
                 }
-                self._transact(
-                    sender_id, expected, renew, [{**i, "lease": {"S": lease}} for i in chunk]
-                )
-            final = {**commit, "ConditionExpression": "lease = :lease"}
-            final["ExpressionAttributeValues"] = {
-                **final["ExpressionAttributeValues"],
-                ":lease": {"S": lease},
-            }
-            self._transact(
-                sender_id, expected, final, [{**i, "lease": {"S": lease}} for i in chunks[-1]]
-            )
+                self._transact(sender_id, expected, renew, chunk)
+            final = _conditioned(commit, "lease = :lease", lease)
+            self._transact(sender_id, expected, final, marked[-1])
         except EventStoreError:
-            self._release(key, lease)
+            with suppress(Exception):  # best effort: the lease expires by itself anyway
+                self._client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression="REMOVE lease, lease_expires",
+                    ConditionExpression="lease = :lease",
+                    ExpressionAttributeValues=lease,
+                )
             raise
-        return stored
 
-    def _release(self, key: dict[str, Any], lease: str) -> None:
-        """Give up a lease after a failed large append (its chunks stay invisible)."""
-        with suppress(Exception):  # best effort: the lease expires by itself
-            self._client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="REMOVE lease, lease_expires",
-                ConditionExpression="lease = :lease",
-                ExpressionAttributeValues={":lease": {"S": lease}},
-            )
-
-    def _lease_until(self) -> str:
-        return repr(time.time() + self.settings.lease_seconds)
+    def _lease_until(self) -> dict[str, str]:
+        return {"N": repr(time.time() + self.settings.lease_seconds)}
 
     def _transact(
         self,
@@ -367,11 +418,11 @@ class DynamoTrackerStore(TrackerStore):
         with _translated("appending", sender_id=sender_id, expected=expected):
             self._client.transact_write_items(TransactItems=transact)
 
-    def _event_item(self, event: StoredEvent) -> dict[str, Any]:
-        """The item of one event: keys, the JSON ``data`` and the query attributes."""
+    def _event_item(self, event: StoredEvent, physical: int) -> dict[str, Any]:
+        """The item of one event at sort key ``physical``: JSON ``data``, query attributes."""
         data = event.data
         item: dict[str, Any] = {
-            **_key(event.sender_id, event.seq),
+            **_key(event.sender_id, physical),
             "data": {"S": json.dumps(data, ensure_ascii=False, separators=(",", ":"))},
             "type_name": {"S": str(data.get("event"))},
         }
@@ -390,13 +441,34 @@ class DynamoTrackerStore(TrackerStore):
 
     # -- read ----------------------------------------------------------------------
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
-        version = self.version(sender_id)
-        if version <= after:
-            return []
-        return [e.data for e in self._events(sender_id, max(after, 0) + 1, version, EventQuery())]
+        return self._snapshot(sender_id, max(after, 0))[1]
+
+    def _load_session(self, sender_id: str) -> Tracker | None:
+        """The current session: one read of the meta item, one Query from the session start."""
+        after, events = self._snapshot(sender_id, None)
+        if not events:
+            return None
+        return Tracker.from_events(sender_id, events, version=after + len(events))
+
+    def _snapshot(self, sender_id: str, after: int | None) -> tuple[int, list[dict[str, Any]]]:
+        """The events after ``after`` (None: from the current session's start), all of them.
+
+        A replace or delete that commits during the read deletes the items being read; the
+        count then falls short and the read starts over from the new meta item.
+        """
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            meta = self._meta(sender_id)
+            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            start = max(_number(meta, "session_start") - 1, 0) if after is None else after
+            if version <= start:
+                return start, []
+            events = [e.data for e in self._events(sender_id, base, start + 1, version)]
+            if len(events) == version - start:
+                return start, events
+        raise BackendUnavailable(f"conversation {sender_id!r} kept changing while read")
 
     def _events(
-        self, sender_id: str, first: int, last: int, query: EventQuery
+        self, sender_id: str, base: int, first: int, last: int, query: EventQuery | None = None
     ) -> Iterator[StoredEvent]:
         """Events ``first..last`` of a conversation matching ``query``, page by page."""
         params: dict[str, Any] = {
@@ -404,17 +476,18 @@ class DynamoTrackerStore(TrackerStore):
             "KeyConditionExpression": "sender_id = :sid AND seq BETWEEN :first AND :last",
             "ExpressionAttributeValues": {
                 ":sid": {"S": sender_id},
-                ":first": {"N": str(first)},
-                ":last": {"N": str(last)},
+                ":first": {"N": str(base + first)},
+                ":last": {"N": str(base + last)},
             },
             "ConsistentRead": True,
             "ProjectionExpression": "sender_id, seq, #d",
             "ExpressionAttributeNames": {"#d": "data"},
         }
-        _add_filters(params, query)
+        if query is not None:
+            _add_filters(params, query)
         for page in self._pages("query", params):
             for item in page:
-                yield _stored(item)
+                yield _stored(item, base)
 
     def _pages(self, operation: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Items of a Query or Scan, one page (up to 1 MB) at a time."""
@@ -446,48 +519,110 @@ class DynamoTrackerStore(TrackerStore):
                 yield item["sender_id"]["S"]
 
     def delete(self, sender_id: str) -> int:
-        self.ensure_table()
+        return self._clear(sender_id, None)
+
+    def _clear(self, sender_id: str, expected: int | None) -> int:
+        """Empty the conversation at once (the meta item becomes a tombstone), then delete
+        its items and the tombstone. Returns the number of events removed."""
         for attempt in range(UNVERSIONED_ATTEMPTS):
             meta = self._meta(sender_id)
+            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            if expected is not None and version != expected:
+                raise ConcurrencyError(sender_id, expected, version)
             if not meta:
                 return 0
-            version = _number(meta, "version")
-            params: dict[str, Any] = {
-                "TableName": self.table,
-                "KeyConditionExpression": "sender_id = :sid AND seq > :meta",
-                "ExpressionAttributeValues": {
-                    ":sid": {"S": sender_id},
-                    ":meta": {"N": str(META_SEQ)},
-                },
-                "ConsistentRead": True,
-                "ProjectionExpression": "sender_id, seq",
-            }
-            for page in self._pages("query", params):
-                self._batch_delete(page)
+            end = base + version
             try:
                 with _translated("deleting", sender_id=sender_id, expected=version):
-                    self._client.delete_item(
+                    self._client.update_item(
                         TableName=self.table,
                         Key=_key(sender_id, META_SEQ),
-                        ConditionExpression=f"{_version_is(version)} AND {_NO_LIVE_LEASE}",
+                        UpdateExpression="SET #v = :zero, seq_base = :end "
+                        "REMOVE conversation, session_start",
+                        ConditionExpression=f"{_version_is(version)} AND {_base_is(base)} "
+                        f"AND {_NO_LIVE_LEASE}",
                         ExpressionAttributeNames={"#v": "version"},
                         ExpressionAttributeValues={
+                            ":zero": {"N": "0"},
+                            ":end": {"N": str(end)},
                             ":expected": {"N": str(version)},
+                            ":base": {"N": str(base)},
                             ":now": {"N": repr(time.time())},
                         },
                         ReturnValuesOnConditionCheckFailure="ALL_OLD",
                     )
-            except ConcurrencyError:  # an append landed meanwhile: delete that too
+            except ConcurrencyError:
+                if expected is not None:
+                    raise
                 _backoff(attempt)
                 continue
+            self._collect(sender_id, end)
+            self._drop_orphans(sender_id, end)
+            with suppress(ConcurrencyError), _translated("deleting", sender_id=sender_id):
+                self._client.delete_item(  # unless an append came meanwhile
+                    TableName=self.table,
+                    Key=_key(sender_id, META_SEQ),
+                    ConditionExpression="#v = :zero AND seq_base = :end "
+                    "AND attribute_not_exists(lease)",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":zero": {"N": "0"}, ":end": {"N": str(end)}},
+                )
+            self._remember_base(sender_id, 0)
             return version
         raise BackendUnavailable(f"could not delete conversation {sender_id!r}: it keeps changing")
 
-    def _batch_delete(self, keys: list[dict[str, Any]]) -> None:
-        """Delete items 25 at a time, retrying what DynamoDB leaves unprocessed."""
-        for start in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]
-            self._batch_write(requests)
+    def _collect(self, sender_id: str, end: int) -> None:
+        """Delete the items at physical seqs 1..``end`` (a log no longer visible), 25 a batch."""
+        if end < 1:
+            return
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "sender_id = :sid AND seq BETWEEN :first AND :end",
+            "ExpressionAttributeValues": {
+                ":sid": {"S": sender_id},
+                ":first": {"N": "1"},
+                ":end": {"N": str(end)},
+            },
+            "ConsistentRead": True,
+            "ProjectionExpression": "sender_id, seq",
+        }
+        for page in self._pages("query", params):
+            for start in range(0, len(page), 25):
+                requests = [{"DeleteRequest": {"Key": k}} for k in page[start : start + 25]]
+                self._batch_write(requests)
+
+    def _drop_orphans(self, sender_id: str, above: int) -> None:
+        """Delete what large appends that died or lost their lease left above the log.
+
+        Such items carry a ``lease`` that is not the meta item's and lie above its version.
+        Items are listed before the meta item is read, so a lease taken later is not among
+        them; each delete is conditional on that lease, so an item overwritten meanwhile by
+        a new append stays.
+        """
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "sender_id = :sid AND seq > :above",
+            "FilterExpression": "attribute_exists(lease)",
+            "ExpressionAttributeValues": {":sid": {"S": sender_id}, ":above": {"N": str(above)}},
+            "ConsistentRead": True,
+            "ProjectionExpression": "sender_id, seq, lease",
+        }
+        leftovers = [item for page in self._pages("query", params) for item in page]
+        if not leftovers:
+            return
+        meta = self._meta(sender_id)
+        end = _number(meta, "seq_base") + _number(meta, "version")
+        current = meta.get("lease", {}).get("S")
+        for item in leftovers:
+            if int(item["seq"]["N"]) <= end or item["lease"]["S"] == current:
+                continue
+            with suppress(ConcurrencyError), _translated("deleting", sender_id=sender_id):
+                self._client.delete_item(
+                    TableName=self.table,
+                    Key=_key(sender_id, int(item["seq"]["N"])),
+                    ConditionExpression="lease = :lease",
+                    ExpressionAttributeValues={":lease": item["lease"]},
+                )
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table: requests}
@@ -507,10 +642,11 @@ class DynamoTrackerStore(TrackerStore):
         if query.limit is not None and query.limit <= 0:
             return
         if query.sender_id is not None:
-            version = self.version(query.sender_id)
+            meta = self._meta(query.sender_id)
+            version, base = _number(meta, "version"), _number(meta, "seq_base")
             if version == 0:
                 return
-            events: Iterator[StoredEvent] = self._events(query.sender_id, 1, version, query)
+            events: Iterator[StoredEvent] = self._events(query.sender_id, base, 1, version, query)
         else:
             events = iter(self._scan(query))
         for count, event in enumerate(events, 1):
@@ -519,36 +655,65 @@ class DynamoTrackerStore(TrackerStore):
                 return
 
     def _scan(self, query: EventQuery) -> list[StoredEvent]:
-        """A Scan of the whole table for matching events, ordered by timestamp.
-
-        Events from a large append that is not (or never) committed carry its ``lease``
-        and are checked against their conversation's version.
-        """
+        """A Scan of the whole table for matching events, ordered by timestamp."""
         self.ensure_table()
         params: dict[str, Any] = {
             "TableName": self.table,
             "ConsistentRead": True,
-            "ProjectionExpression": "sender_id, seq, #d, lease",
+            "ProjectionExpression": "sender_id, seq, #d",
             "ExpressionAttributeNames": {"#d": "data"},
             "FilterExpression": "seq > :meta",
             "ExpressionAttributeValues": {":meta": {"N": str(META_SEQ)}},
         }
         _add_filters(params, query)
-        found = [e for page in self._pages("scan", params) for e in self._committed(page)]
+        metas: dict[str, tuple[int, int]] = {}
+        found = [e for page in self._pages("scan", params) for e, _ in self._live(page, metas)]
         found.sort(key=lambda e: (e.timestamp, e.sender_id, e.seq))
         return found
 
-    def _committed(self, items: list[dict[str, Any]]) -> Iterator[StoredEvent]:
-        """The events of ``items`` that belong to their conversation's committed log."""
-        versions: dict[str, int] = {}
+    def _live(
+        self, items: list[dict[str, Any]], metas: dict[str, tuple[int, int]]
+    ) -> Iterator[tuple[StoredEvent, int]]:
+        """The items that are in their conversation's visible log, as events (with the
+        physical seq): not a replaced log, not an uncommitted or abandoned large append.
+
+        ``metas`` caches ``(seq_base, version)`` per conversation, read in batches of 100.
+        """
+        missing = list(
+            dict.fromkeys(i["sender_id"]["S"] for i in items if i["sender_id"]["S"] not in metas)
+        )
+        for start in range(0, len(missing), 100):
+            metas.update(self._batch_metas(missing[start : start + 100]))
         for item in items:
-            event = _stored(item)
-            if "lease" in item:
-                if event.sender_id not in versions:
-                    versions[event.sender_id] = self.version(event.sender_id)
-                if event.seq > versions[event.sender_id]:
-                    continue
-            yield event
+            base, version = metas.get(item["sender_id"]["S"], (0, 0))
+            physical = int(item["seq"]["N"])
+            if base < physical <= base + version:
+                yield _stored(item, base), physical
+
+    def _batch_metas(self, sender_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """``(seq_base, version)`` of up to 100 conversations, strongly consistent."""
+        result = {sid: (0, 0) for sid in sender_ids}
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": [_key(sid, META_SEQ) for sid in sender_ids],
+                "ConsistentRead": True,
+                "ProjectionExpression": "sender_id, seq_base, #v",
+                "ExpressionAttributeNames": {"#v": "version"},
+            }
+        }
+        for attempt in range(20):
+            with _translated("reading conversations"):
+                response = self._client.batch_get_item(RequestItems=request)
+            for meta in response.get("Responses", {}).get(self.table, []):
+                result[meta["sender_id"]["S"]] = (
+                    _number(meta, "seq_base"),
+                    _number(meta, "version"),
+                )
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return result
+            _backoff(attempt)
+        raise BackendUnavailable("DynamoDB kept returning unprocessed keys")
 
     # -- outbox --------------------------------------------------------------------
     def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
@@ -560,14 +725,18 @@ class DynamoTrackerStore(TrackerStore):
                 "see docs/dynamo.md to add it"
             )
         params = {"TableName": self.table, "IndexName": OUTBOX_INDEX}
-        found: list[StoredEvent] = []
+        metas: dict[str, tuple[int, int]] = {}
+        found: list[tuple[StoredEvent, int]] = []
         for page in self._pages("scan", params):
-            found.extend(self._committed(page))
+            found.extend(self._live(page, metas))
             if len(found) >= limit:
                 break
-        order = {sid: n for n, sid in enumerate(dict.fromkeys(e.sender_id for e in found))}
-        found.sort(key=lambda e: (order[e.sender_id], e.seq))
-        return found[:limit]
+        order = {sid: n for n, sid in enumerate(dict.fromkeys(e.sender_id for e, _ in found))}
+        found.sort(key=lambda pair: (order[pair[0].sender_id], pair[0].seq))
+        found = found[:limit]
+        with self._bases_lock:
+            self._outbox_keys = {(e.sender_id, e.seq): physical for e, physical in found}
+        return [e for e, _ in found]
 
     def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
         """Remove the outbox marker of confirmed events, 100 per transaction.
@@ -576,16 +745,26 @@ class DynamoTrackerStore(TrackerStore):
         recreated; a chunk holding such an event is redone one update at a time.
         """
         self.ensure_table()
-        keys = list({(e.sender_id, e.seq): None for e in events})
+        with self._bases_lock:
+            known = dict(self._outbox_keys)
+        keys = list(
+            dict.fromkeys(
+                (
+                    e.sender_id,
+                    known.get((e.sender_id, e.seq), self._bases.get(e.sender_id, 0) + e.seq),
+                )
+                for e in events
+            )
+        )
         for start in range(0, len(keys), MAX_TRANSACTION_ITEMS):
             updates = [
                 {
                     "TableName": self.table,
-                    "Key": _key(sender_id, seq),
+                    "Key": _key(sender_id, physical),
                     "UpdateExpression": "REMOVE outbox",
                     "ConditionExpression": "attribute_exists(outbox)",
                 }
-                for sender_id, seq in keys[start : start + MAX_TRANSACTION_ITEMS]
+                for sender_id, physical in keys[start : start + MAX_TRANSACTION_ITEMS]
             ]
             try:
                 with _translated("acknowledging"):
@@ -603,6 +782,16 @@ class DynamoTrackerStore(TrackerStore):
 
 
 # -- helpers -------------------------------------------------------------------------------
+class _Conflict(ConcurrencyError):
+    """A failed condition on the meta item; ``found`` is the meta item DynamoDB returned."""
+
+    def __init__(
+        self, sender_id: str, expected: int | None, actual: int, found: dict[str, Any]
+    ) -> None:
+        super().__init__(sender_id, expected, actual)
+        self.found = found
+
+
 _NO_LIVE_LEASE = "(attribute_not_exists(lease) OR lease_expires < :now)"
 
 
@@ -613,9 +802,27 @@ def _version_is(expected: int) -> str:
     return "#v = :expected"
 
 
-def _meta_commit(sender_id: str, stored: list[StoredEvent]) -> dict[str, Any]:
-    """The meta item update that makes ``stored`` visible (version, session start)."""
+def _base_is(base: int) -> str:
+    """The condition that the log starts at physical ``base`` (uses ``:base``)."""
+    if base == 0:
+        return "(attribute_not_exists(seq_base) OR seq_base = :base)"
+    return "seq_base = :base"
+
+
+def _conditioned(update: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``update`` with a ConditionExpression and the values it uses."""
+    return {
+        **update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], **values},
+    }
+
+
+def _meta_commit(sender_id: str, stored: list[StoredEvent], new_base: int | None) -> dict[str, Any]:
+    """The meta item update that makes ``stored`` visible (version, session start) and,
+    for a replace, moves ``seq_base`` past the old log."""
     sets = ["#v = :version", "conversation = :sid"]
+    removes = ["lease", "lease_expires"]
     values: dict[str, Any] = {
         ":version": {"N": str(stored[-1].seq)},
         ":sid": {"S": sender_id},
@@ -624,8 +831,13 @@ def _meta_commit(sender_id: str, stored: list[StoredEvent]) -> dict[str, Any]:
     if starts:
         sets.append("session_start = :start")
         values[":start"] = {"N": str(starts[-1])}
+    elif new_base is not None:
+        removes.append("session_start")
+    if new_base is not None:
+        sets.append("seq_base = :new_base")
+        values[":new_base"] = {"N": str(new_base)}
     return {
-        "UpdateExpression": f"SET {', '.join(sets)} REMOVE lease, lease_expires",
+        "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
         "ExpressionAttributeNames": {"#v": "version"},
         "ExpressionAttributeValues": values,
     }
@@ -683,8 +895,10 @@ def _number(item: dict[str, Any], name: str) -> int:
     return int(value["N"]) if value else 0
 
 
-def _stored(item: dict[str, Any]) -> StoredEvent:
-    return StoredEvent(item["sender_id"]["S"], int(item["seq"]["N"]), json.loads(item["data"]["S"]))
+def _stored(item: dict[str, Any], base: int) -> StoredEvent:
+    """The event of an item whose conversation's log starts at physical ``base``."""
+    seq = int(item["seq"]["N"]) - base
+    return StoredEvent(item["sender_id"]["S"], seq, json.loads(item["data"]["S"]))
 
 
 def _number_text(value: float) -> str:
@@ -761,9 +975,9 @@ def _translated(
             ]
             codes = {r.get("Code") for r in reasons}
             if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
-                found = next((r.get("Item") for r in reasons if r.get("Item")), None)
-                actual = _number(found, "version") if found else None
-                raise ConcurrencyError(sender_id or "", expected, actual) from exc
+                found = next((r.get("Item") for r in reasons if r.get("Item")), None) or {}
+                actual = _number(found, "version")
+                raise _Conflict(sender_id or "", expected, actual, found) from exc
         reasons = exc.response.get("CancellationReasons") or []
         unavailable = code in _UNAVAILABLE_CODES or any(
             r.get("Code") == "ThrottlingError" for r in reasons

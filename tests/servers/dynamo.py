@@ -67,25 +67,27 @@ def unique_table(prefix: str = "es-test") -> str:
 
 
 def start_server(timeout: float = 30.0) -> DynamoServer:
-    """Start the serialised moto server in a subprocess; fail clearly if it cannot start."""
+    """Start the serialised moto server in a subprocess; fail clearly if it cannot start.
+
+    Its request log goes to a temporary file (a pipe nobody reads would fill and stall it).
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # The server logs every request to stderr: a file, not a pipe nobody reads (a full pipe
-    # would block the server mid-request once 64 KiB of log lines piled up).
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve())],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("PORT "):
-        process.kill()
-        process.wait(timeout=timeout)
-        log.seek(0)
-        raise RuntimeError(f"the moto DynamoDB server did not start: {line} {log.read()[-2000:]}")
+    with tempfile.TemporaryFile(mode="w+") as log:  # the child keeps its own handle
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve())],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        process.stdout.close()
+        if not line.startswith("PORT "):
+            process.kill()
+            process.wait(timeout)
+            log.seek(0)
+            raise RuntimeError(f"the moto DynamoDB server did not start: {log.read()[-2000:]}")
     return DynamoServer(url=f"http://127.0.0.1:{int(line.split()[1])}", process=process)
 
 
