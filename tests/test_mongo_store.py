@@ -252,3 +252,11 @@ def test_a_rasa_conversations_collection_is_refused(
     store = MongoTrackerStore(url=mongo_url, db=MONGO_TEST_DB, collection=mongo_collection)
     with store, pytest.raises(ConfigError, match="one-document-per-conversation"):
         store.read("u1")
+
+
+def test_keys_stream_past_the_first_cursor_batch(store: MongoTrackerStore) -> None:
+    ids = {new_id() for _ in range(130)}  # the first batch of a cursor holds 101 documents
+    for sid in ids:
+        store.append(sid, [action("a")], expected_version=0)
+    keys = list(store.keys())
+    assert set(keys) == ids and len(keys) == len(ids)

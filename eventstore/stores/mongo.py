@@ -588,7 +588,8 @@ class MongoTrackerStore(TrackerStore):
         if query.after_position is not None:
             filters["position"] = {"$gt": query.after_position}
         order = "seq" if query.sender_id is not None else "position"
-        cursor = self._events.find(filters, {"_id": 0}).sort(order, 1)
+        # a filter without a matching index sorts on the server: let a big sort spill to disk
+        cursor = self._events.find(filters, {"_id": 0}, allow_disk_use=True).sort(order, 1)
         if query.limit is not None:
             cursor = cursor.limit(query.limit)
         return self._stream(cursor, self._stored)
