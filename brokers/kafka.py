@@ -203,13 +203,20 @@ class KafkaEventBroker(EventBroker):
         return confirmed
 
     def is_ready(self) -> bool:
-        with self._lock:
-            try:
-                producer = self._ensure_producer()
-                with self._translate("checking readiness"):
-                    return bool(producer.partitions_for(self.topic))
-            except BrokerError:
-                return False
+        """Whether the cluster answers for the topic (waits at most ``max_block_ms``).
+
+        While another thread publishes, the answer is whether a producer is connected.
+        """
+        if not self._lock.acquire(blocking=False):
+            return self._producer is not None
+        try:
+            producer = self._ensure_producer()
+            with self._translate("checking readiness"):
+                return bool(producer.partitions_for(self.topic))
+        except BrokerError:
+            return False
+        finally:
+            self._lock.release()
 
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None

@@ -22,6 +22,7 @@ the broker serialises every call with a lock so other threads never interleave w
 
 from __future__ import annotations
 
+import copy
 import os
 import ssl
 import threading
@@ -169,13 +170,13 @@ class PikaEventBroker(EventBroker):
                 f"({what}): {type(exc).__name__}"
             ) from exc
 
-    def _ensure_channel(self) -> Any:
+    def _ensure_channel(self, params: Any = None) -> Any:
         """The open confirm-mode channel, connecting and declaring the topology if needed."""
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._drop_connection()
         with self._translate("connecting"):
-            connection = self._pika.BlockingConnection(self._params)
+            connection = self._pika.BlockingConnection(params or self._params)
             try:
                 channel = connection.channel()
                 channel.confirm_delivery()
@@ -208,12 +209,22 @@ class PikaEventBroker(EventBroker):
                 pass  # dropped; the next publish reconnects
 
     def is_ready(self) -> bool:
-        with self._lock:
-            try:
-                self._ensure_channel()
-            except BrokerError:
-                return False
-            return True
+        """Connected, or able to connect at the first attempt; never waits for a publish.
+
+        While another thread publishes, the answer is whether its channel is open.
+        """
+        if not self._lock.acquire(blocking=False):
+            channel = self._channel
+            return channel is not None and bool(channel.is_open)
+        try:
+            once = copy.copy(self._params)
+            once.connection_attempts, once.retry_delay = 1, 0
+            self._ensure_channel(once)
+        except BrokerError:
+            return False
+        finally:
+            self._lock.release()
+        return True
 
     def _drop_connection(self) -> None:
         if self._connection is not None:

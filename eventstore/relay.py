@@ -128,6 +128,18 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
         self._outage_logged = False
 
+    _SETTINGS = frozenset(
+        {"batch_size", "poll_interval", "min_backoff", "max_backoff", "flush_timeout"}
+    )
+
+    def configure(self, **options: Any) -> None:
+        """Change settings of a relay, running or not (``batch_size``, ``poll_interval``...)."""
+        unknown = set(options) - self._SETTINGS
+        if unknown:
+            raise TypeError(f"unknown relay settings: {', '.join(sorted(unknown))}")
+        for name, value in options.items():
+            setattr(self, name, value)
+
     # -- one batch -----------------------------------------------------------------------
     def run_once(self) -> int:
         """Publish, confirm and acknowledge one batch; return how many events it held.

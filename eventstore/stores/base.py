@@ -328,7 +328,8 @@ class TrackerStore(ABC):
         """Start (once) the background relay from the outbox to the broker.
 
         Called when the store is created from config with a broker and on the first append;
-        ``options`` go to ``OutboxRelay`` (poll_interval, batch_size, backoff...).
+        ``options`` (poll_interval, batch_size, min_backoff...) configure ``OutboxRelay``,
+        also one already running.
         """
         if self.event_broker is None:
             return None
@@ -341,6 +342,8 @@ class TrackerStore(ABC):
             if self._relay is None:
                 outbox = self if self.uses_outbox else BufferOutbox()
                 self._relay = OutboxRelay(outbox, self.event_broker, **options)
+            else:
+                self._relay.configure(**options)
             if not self._relay.running:
                 self._relay.start()
             return self._relay
@@ -351,7 +354,9 @@ class TrackerStore(ABC):
         Returns True when nothing was left unpublished (also when no relay ran).
         """
         relay = self.relay
-        if relay is None:
+        if relay is None:  # never started: nothing pending here, but release the broker
+            if self.event_broker is not None:
+                self.event_broker.close()
             return True
         return relay.stop(drain_timeout)
 
