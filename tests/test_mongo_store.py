@@ -260,3 +260,20 @@ def test_keys_stream_past_the_first_cursor_batch(store: MongoTrackerStore) -> No
         store.append(sid, [action("a")], expected_version=0)
     keys = list(store.keys())
     assert set(keys) == ids and len(keys) == len(ids)
+
+
+def test_delete_removes_events_meta_and_pending_outbox_entries(
+    mongo_url: str, mongo_collection: str, raw: Any, tmp_path: Path
+) -> None:
+    broker = FileEventBroker(tmp_path / "no" / "events.log")  # down: entries stay pending
+    settings = {"url": mongo_url, "db": MONGO_TEST_DB, "collection": mongo_collection}
+    with MongoTrackerStore.from_config(settings, event_broker=broker) as store:
+        gone, kept = new_id(), new_id()
+        store.append(gone, turn(0))
+        store.append(kept, [action("stay")])
+        assert store.delete(gone) == 4
+        for suffix in ("", "_meta", "_outbox"):
+            field = "_id" if suffix == "_meta" else "sender_id"
+            assert raw[mongo_collection + suffix].count_documents({field: gone}) == 0
+            assert raw[mongo_collection + suffix].count_documents({field: kept}) == 1
+        store.stop_relay(drain_timeout=0)
