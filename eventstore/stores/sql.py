@@ -333,7 +333,10 @@ class SQLTrackerStore(TrackerStore):
                 rows = conn.execute(stmt).all()
             else:
                 result = conn.execution_options(yield_per=STREAM_BATCH).execute(stmt)
-                yield from result
+                try:
+                    yield from result
+                finally:  # a consumer that stops early: end the cursor before the rollback
+                    result.close()
                 return
         yield from rows
 
