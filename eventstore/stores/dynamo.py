@@ -2,9 +2,11 @@
 
 Features: atomic, version-checked appends (one ``TransactWriteItems`` for up to 99 events;
 larger appends under a lease on the conversation, committed by one final transaction),
-exact float and timestamp round trips (``data`` is a JSON string), queries paginated past
-1 MB, an outbox (a sparse index over unpublished events), the table created on first use.
-No global position (``has_positions`` is false). Layout and limits: ``docs/dynamo.md``.
+atomic replace (the new log is written above the old one and ``seq_base`` moves in one
+commit), exact float and timestamp round trips (``data`` is a JSON string), queries
+paginated past 1 MB, an outbox (a sparse index over unpublished events), the table created
+on first use. No global position (``has_positions`` is false). Layout, guarantees and
+limits: ``docs/dynamo.md``.
 
 Options (``type: dynamo``): ``tablename`` (alias ``table_name``, ``states``), ``region``
 (``us-east-1``), ``endpoint_url``, ``aws_access_key_id`` / ``aws_secret_access_key`` /
@@ -267,10 +269,9 @@ class DynamoTrackerStore(TrackerStore):
                     or _number(found, "seq_base") == base
                 ):
                     raise
-                self._remember_base(sender_id, _number(found, "seq_base"))
-                return self._write(
-                    sender_id, events, expected_version, self._bases.get(sender_id, 0)
-                )
+                base = _number(found, "seq_base")
+                self._remember_base(sender_id, base)
+                return self._write(sender_id, events, expected_version, base)
         for attempt in range(UNVERSIONED_ATTEMPTS):
             meta = self._meta(sender_id)
             if not _lease_live(meta):
