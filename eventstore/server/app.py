@@ -64,8 +64,9 @@ def create_app(
         yield
         # uvicorn has finished the in-flight requests (their appends are stored) by now.
         if close_on_shutdown:
+            broker = store.event_broker
             await run_in_threadpool(close_store, store)
-            logger.info("store closed; event broker flushed")
+            logger.info("store closed" + ("; event broker flushed" if broker else ""))
 
     app = FastAPI(
         title="eventstore",

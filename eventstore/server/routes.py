@@ -34,6 +34,7 @@ from eventstore.tracker import (
 logger = logging.getLogger("eventstore.server")
 
 MAX_PAGE = 1000
+_COMPACT = (",", ":")
 #: Retries of a first POST that lost the race to start the session to another writer.
 SESSION_START_RETRIES = 3
 
@@ -420,10 +421,10 @@ def jsonl(results: Iterator[StoredEvent], first: StoredEvent | None) -> Iterator
     """One JSON line per event; the first was fetched in the route so its errors are JSON."""
     if first is None:
         return
-    yield json.dumps(first.as_message()).encode() + b"\n"
+    yield json.dumps(first.as_message(), separators=_COMPACT).encode() + b"\n"
     try:
         for event in results:
-            yield json.dumps(event.as_message()).encode() + b"\n"
+            yield json.dumps(event.as_message(), separators=_COMPACT).encode() + b"\n"
     except Exception:  # the status line has gone out; end the stream and log it
         logger.exception("streaming events failed part-way")
         raise

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from eventstore.server import ServerSettings
 from eventstore.testing import new_id, session_start, user
-from tests.http.conftest import LiveServer
+from tests.http.conftest import LiveServer, make_store
 
 LIMIT = 4096
 
 
-@pytest.fixture
-def limited(start_server: Callable[..., LiveServer], backend: str) -> LiveServer:
-    return start_server(backend, max_body_bytes=LIMIT)
+@pytest.fixture(scope="module", params=["memory", "sqlite", "postgresql"])
+def limited(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server per backend for the whole module (every test uses fresh ids)."""
+    store = make_store(str(request.param), tmp_path_factory.mktemp("bad-input"), request)
+    server = LiveServer(store, ServerSettings(max_body_bytes=LIMIT))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
