@@ -105,9 +105,14 @@ def with_driver(url: URL) -> URL:
 def parse_url(text: str) -> URL:
     """A full URL string as a SQLAlchemy ``URL`` (with the default driver filled in)."""
     try:
-        return with_driver(make_url(text))
+        url = with_driver(make_url(text))
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"tracker_store: 'url' is not a valid database URL: {exc}") from None
+    backend = url.get_backend_name()
+    if DIALECT_ALIASES.get(backend, backend) not in DRIVERS:
+        known = ", ".join(sorted(DRIVERS))
+        raise ConfigError(f"tracker_store: 'url': unknown SQL dialect {backend!r}; known: {known}")
+    return url
 
 
 def build_url(config: SQLConfig, database: str | None = None) -> URL:
