@@ -55,6 +55,18 @@ def _events(batch: int) -> list[dict[str, Any]]:
     return events[:batch]
 
 
+def turn_cost_interleaved(store: MongoTrackerStore, repeats: int) -> dict[int, float]:
+    """The shared turn (one session) with the lengths measured round-robin, not in a row."""
+    sids = {length: f"bench-{uuid.uuid4().hex[:10]}" for length in LENGTHS}
+    for length, sid in sids.items():
+        fill(store, sid, length)
+    samples: dict[int, list[float]] = {length: [] for length in LENGTHS}
+    for _ in range(repeats):
+        for length, sid in sids.items():
+            samples[length].extend(time_turns(store, sid, 1))
+    return {n: statistics.median(v) for n, v in samples.items()}
+
+
 def cost_by_history(store: MongoTrackerStore, repeats: int) -> dict[str, dict[int, float]]:
     """Median seconds per turn when ``n`` turns of history lie in an earlier session, and
     of the version-checked 5-event append alone after ``n`` turns.
@@ -134,6 +146,8 @@ def main(url: str | None = None) -> None:
             print(f"server: {client.server_info().get('version')} at {uri}")
             print("per-turn cost (retrieve current session + 5 events + save):")
             print_turn_table("mongo", turn_cost_by_length(store, LENGTHS, repeats=20))
+            print("the same turn, the lengths measured round-robin:")
+            print_turn_table("mongo", turn_cost_interleaved(store, repeats=20))
             by_history = cost_by_history(store, repeats=20)
             print("the same turn when the history lies in earlier sessions:")
             print_turn_table("mongo", by_history["turn"])
