@@ -140,26 +140,27 @@ class KafkaEventBroker(EventBroker):
                 self._producer = self._kafka.KafkaProducer(**self._options)
         return self._producer
 
-    def _send(self, message: dict[str, Any]) -> None:
-        producer = self._ensure_producer()
-        key = (
-            str(message["sender_id"]).encode("utf-8") if self.settings.partition_by_sender else None
-        )
-        with self._translate("sending"):
-            future = producer.send(
-                self.topic, value=encode_message(message), key=key, headers=self._headers
-            )
-        self._futures.append(future)
-
     def publish(self, message: dict[str, Any]) -> None:
         self.publish_many([message])
 
     def publish_many(self, messages: Iterable[dict[str, Any]]) -> None:
         """Queue the messages; a failure confirms what it can and raises ``PublishError``."""
+        by_sender = self.settings.partition_by_sender
         with self._lock:
             try:
-                for message in messages:
-                    self._send(message)
+                producer = self._ensure_producer()
+                send, pending = producer.send, self._futures
+                with self._translate("sending"):
+                    for message in messages:
+                        key = str(message["sender_id"]).encode("utf-8") if by_sender else None
+                        pending.append(
+                            send(
+                                self.topic,
+                                value=encode_message(message),
+                                key=key,
+                                headers=self._headers,
+                            )
+                        )
             except BrokerError as exc:
                 confirmed = self._settle(timeout=2.0)
                 raise PublishError(str(exc), confirmed=confirmed) from exc

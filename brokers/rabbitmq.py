@@ -26,14 +26,14 @@ import copy
 import os
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from brokers.base import EventBroker, encode_message
+from brokers.base import EventBroker, PublishError, encode_message
 from eventstore.config import StrictConfig, secret_value
 from eventstore.drivers import require
 from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
@@ -191,11 +191,21 @@ class PikaEventBroker(EventBroker):
         return channel
 
     def publish(self, message: dict[str, Any]) -> None:
-        body = encode_message(message)
+        self.publish_many([message])
+
+    def publish_many(self, messages: Iterable[dict[str, Any]]) -> None:
+        """Publish in order, each confirmed by RabbitMQ before the next is sent."""
+        done = 0
         with self._lock:
-            channel = self._ensure_channel()
-            with self._translate("publishing"):
-                channel.basic_publish(self.exchange, "", body, self._properties)
+            try:
+                channel = self._ensure_channel()
+                publish, properties = channel.basic_publish, self._properties
+                with self._translate("publishing"):
+                    for message in messages:
+                        publish(self.exchange, "", encode_message(message), properties)
+                        done += 1
+            except BrokerError as exc:
+                raise PublishError(str(exc), confirmed=done) from exc
 
     def idle(self) -> None:
         """Serve heartbeats while nothing is published, so the broker keeps the link."""
