@@ -117,7 +117,7 @@ class ServiceMiddleware:
                 await self.app(scope, receive_limited, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = getattr(route, "path_format", None) or "<unmatched>"
             method = scope.get("method", "")
             self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
             self.metrics.latency.labels(method=method, route=template).observe(

@@ -177,7 +177,7 @@ def starts_session(events: list[Any]) -> bool:
 
 # -- conversations -----------------------------------------------------------------------
 @router.get(
-    "/conversations/{conversation_id}/tracker",
+    "/conversations/{conversation_id:path}/tracker",
     tags=["trackers"],
     summary="The conversation's tracker (all sessions)",
     response_model=None,
@@ -201,7 +201,7 @@ def get_tracker(
 
 
 @router.post(
-    "/conversations/{conversation_id}/tracker/events",
+    "/conversations/{conversation_id:path}/tracker/events",
     tags=["trackers"],
     summary="Append events (atomically)",
     response_model=None,
@@ -252,7 +252,7 @@ def append_events(
 
 
 @router.put(
-    "/conversations/{conversation_id}/tracker/events",
+    "/conversations/{conversation_id:path}/tracker/events",
     tags=["trackers"],
     summary="Replace all events (atomically)",
     response_model=None,
@@ -278,7 +278,7 @@ def replace_events(
 
 
 @router.delete(
-    "/conversations/{conversation_id}",
+    "/conversations/{conversation_id:path}",
     tags=["trackers"],
     summary="Delete the conversation",
 )

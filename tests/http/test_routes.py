@@ -317,3 +317,18 @@ def test_unknown_route_is_a_json_404(server: LiveServer, client: httpx.Client) -
     assert response.status_code == 404
     assert response.json()["status"] == "failure"
     assert response.json()["code"] == 404
+
+
+def test_ids_with_slashes_and_unicode_are_addressable(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    cid = f"{new_id('web')}/user+1@example.org/é ü"
+    response = post(client, cid, user("hi"))
+    assert response.status_code == 200, response.text
+    assert response.json()["sender_id"] == cid
+    assert server.store.exists(cid)
+    tracker = client.get(f"/conversations/{cid}/tracker")
+    assert tracker.json()["sender_id"] == cid
+    assert len(tracker.json()["events"]) == 4
+    assert client.delete(f"/conversations/{cid}").json()["deleted_events"] == 4
+    assert not server.store.exists(cid)
