@@ -12,7 +12,12 @@ import pymongo
 import pytest
 
 from brokers.file import FileEventBroker
-from eventstore.errors import BackendUnavailable, ConcurrencyError, ConfigError
+from eventstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    ConfigError,
+    EventValidationError,
+)
 from eventstore.factory import create_tracker_store
 from eventstore.stores.base import EventQuery
 from eventstore.stores.mongo import MongoTrackerStore
@@ -80,6 +85,16 @@ def test_keys_that_mongodb_refuses_and_huge_ints_round_trip_as_json(
     assert docs[1]["data"] == plain
     found = list(store.query(EventQuery(sender_id=sid, intent="greet")))
     assert [e.data for e in found] == [odd]
+
+
+def test_lone_surrogates_round_trip_and_cannot_be_queried(store: MongoTrackerStore) -> None:
+    sid = new_id()
+    text = {"event": "bot", "text": "half \ud800 a pair", "timestamp": 1.0}
+    key = {"event": "slot", "name": "s\udc80", "value": {"k\udfff": 1}, "timestamp": 2.0}
+    store.append(sid, [text, key, action("after", ts=3.0)])
+    assert store.read(sid) == [text, key, action("after", ts=3.0)]
+    with pytest.raises(EventValidationError):
+        list(store.query(EventQuery(action="s\udc80")))
 
 
 def test_a_duplicate_mid_batch_rolls_back_the_whole_append(

@@ -38,7 +38,12 @@ from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validat
 
 from eventstore.config import StrictConfig, parse_config, secret_value
 from eventstore.drivers import require
-from eventstore.errors import BackendUnavailable, ConcurrencyError, ConfigError
+from eventstore.errors import (
+    BackendUnavailable,
+    ConcurrencyError,
+    ConfigError,
+    EventValidationError,
+)
 from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 
@@ -245,6 +250,8 @@ class MongoTrackerStore(TrackerStore):
             yield
         except errors.DuplicateKeyError as exc:
             raise ConcurrencyError(sender_id or "?", expected, None) from exc
+        except (errors.InvalidDocument, UnicodeEncodeError) as exc:  # e.g. a query argument
+            raise EventValidationError(f"MongoDB cannot encode the request: {exc}") from exc
         except errors.BulkWriteError as exc:
             codes = {e.get("code") for e in exc.details.get("writeErrors", ())}
             if 11000 in codes:
@@ -387,15 +394,15 @@ class MongoTrackerStore(TrackerStore):
             "type_name": event["event"],
         }
         intent = intent_name(event)
-        if intent is not None:
+        if intent is not None and _utf8(intent):
             doc["intent_name"] = intent
         action = action_name(event)
-        if action is not None:
+        if action is not None and _utf8(action):
             doc["action_name"] = action
         if _bson_safe(event):
             doc["data"] = event
-        else:  # keys MongoDB may refuse ('$x', 'a.b') or ints past 64 bits: keep exact JSON
-            doc["data_json"] = json.dumps(event, ensure_ascii=False)
+        else:  # keys MongoDB may refuse ('$x', 'a.b'), ints past 64 bits, lone surrogates
+            doc["data_json"] = json.dumps(event)
         return doc
 
     @staticmethod
@@ -629,12 +636,15 @@ def _bson_safe(value: Any) -> bool:
             and k[0] != "$"
             and "." not in k
             and "\x00" not in k
+            and _utf8(k)
             and _bson_safe(v)
             for k, v in value.items()
         )
     if isinstance(value, list):
         return all(_bson_safe(v) for v in value)
-    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
         return True
     if isinstance(value, int):
         return _INT64[0] <= value <= _INT64[1]
@@ -647,6 +657,17 @@ def _last_session_start(events: list[dict[str, Any]]) -> int:
         if events[offset - 1].get("event") == _SESSION_STARTED:
             return offset
     return 0
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (BSON strings must); a lone surrogate does not."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _found(doc: dict[str, Any] | None) -> dict[str, Any]:
