@@ -332,3 +332,42 @@ def test_ids_with_slashes_and_unicode_are_addressable(
     assert len(tracker.json()["events"]) == 4
     assert client.delete(f"/conversations/{cid}").json()["deleted_events"] == 4
     assert not server.store.exists(cid)
+
+
+def test_put_racing_posts_never_leaves_a_mixed_or_gapped_log(server: LiveServer) -> None:
+    """PUTs and POSTs from several clients at once: the log is always one PUT's body
+    followed by whole POSTs, with seqs 1..n (the replace is atomic on every backend)."""
+    import threading
+
+    cid = new_id("race")
+    bodies = {k: [*session_start(), user(f"replaced-{k}")] for k in range(2)}
+    failures: list[str] = []
+
+    def putter(k: int) -> None:
+        with server.client() as http:
+            for _ in range(8):
+                response = http.put(f"/conversations/{cid}/tracker/events", json=bodies[k])
+                if response.status_code != 200:
+                    failures.append(response.text)
+
+    def poster(k: int) -> None:
+        with server.client() as http:
+            for i in range(8):
+                response = post(http, cid, user(f"m-{k}-{i}"))
+                if response.status_code != 200:
+                    failures.append(response.text)
+
+    threads = [threading.Thread(target=putter, args=(k,)) for k in range(2)]
+    threads += [threading.Thread(target=poster, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with server.client() as http:
+        stored = http.get("/events", params={"sender_id": cid, "limit": 1000}).json()["events"]
+    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
+    head = [e.get("text") or e.get("name") or e["event"] for e in stored[:4]]
+    assert head[:3] == ["action_session_start", "session_started", "action_listen"]
+    assert head[3] in ("replaced-0", "replaced-1")
+    assert all(e["event"] == "user" and e["text"].startswith("m-") for e in stored[4:])
