@@ -266,16 +266,19 @@ def test_a_conversation_of_20000_events(dynamo_server: DynamoServer) -> None:
     with DynamoTrackerStore.from_config(config) as store:
         first = [user(f"message {i}", ts=1_700_000_000.0 + i / 7) for i in range(10_000)]
         assert store.append(sid, first, expected_version=0) == 10_000
+        later: list[dict[str, Any]] = []
         for n in range(100):  # then ordinary appends, 100 events at a time
             batch = [action(f"t{n}-{i}", ts=1_800_000_000.0 + n + i / 1000) for i in range(100)]
+            if n == 90:  # a new session: retrieve reads from here
+                batch[:3] = session_start(ts=1_800_000_090.0)
             assert store.append(sid, batch, expected_version=10_000 + 100 * n) == 10_100 + 100 * n
+            later += batch
         assert store.version(sid) == 20_000
         events = store.read(sid)  # about 7 MB: several 1 MB pages
         assert len(events) == 20_000
         assert events[:10_000] == first
-        assert [e["name"] for e in events[10_000:]] == [
-            f"t{n}-{i}" for n in range(100) for i in range(100)
-        ]
+        assert events[10_000:] == later
         assert [e["name"] for e in store.read(sid, after=19_998)] == ["t99-98", "t99-99"]
-        tracker = store.retrieve(sid)
+        tracker = store.retrieve(sid)  # the current session: from seq 19,002 on
         assert tracker is not None and tracker.version == 20_000
+        assert tracker.events == later[9_001:]  # from the session_started event on

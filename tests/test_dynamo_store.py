@@ -202,6 +202,38 @@ def test_delete_removes_more_than_a_batch(
     assert sid not in set(store.keys())
 
 
+def test_reads_and_deletes_page_past_one_megabyte(
+    store: DynamoTrackerStore, dynamo_server: DynamoServer
+) -> None:
+    sid = new_id()
+    events = [{"event": "bot", "text": f"{i:03d}" + "x" * 30_000} for i in range(45)]
+    store.append(sid, events)  # about 1.35 MB: more than one Query page
+    client = dynamo_server.client()
+    first_page = client.query(
+        TableName=store.table,
+        KeyConditionExpression="sender_id = :s AND seq > :z",
+        ExpressionAttributeValues={":s": {"S": sid}, ":z": {"N": "0"}},
+    )
+    assert "LastEvaluatedKey" in first_page and len(first_page["Items"]) < 45
+    assert [e["text"][:3] for e in store.read(sid)] == [f"{i:03d}" for i in range(45)]
+    assert [e.seq for e in store.query(EventQuery(sender_id=sid, type_name="bot"))] == list(
+        range(1, 46)
+    )
+    assert store.delete(sid) == 45
+    assert raw_item_count(dynamo_server, store.table, sid) == 0
+
+
+def raw_item_count(server: DynamoServer, table: str, sender_id: str) -> int:
+    response = server.client().query(
+        TableName=table,
+        KeyConditionExpression="sender_id = :s",
+        ExpressionAttributeValues={":s": {"S": sender_id}},
+        Select="COUNT",
+    )
+    count: int = response["Count"]
+    return count
+
+
 # -- outbox ----------------------------------------------------------------------------
 class DownBroker(EventBroker):
     """A broker that is down: every publish fails, so the relay acknowledges nothing."""
