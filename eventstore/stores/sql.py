@@ -54,6 +54,7 @@ from eventstore.stores.sql_engine import WRITE_OPTION, SQLDatabase
 from eventstore.stores.sql_migrate import ensure_schema
 from eventstore.stores.sql_schema import event_outbox, events
 from eventstore.stores.sql_url import SQLConfig, masked
+from eventstore.tracker import Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ class SQLTrackerStore(TrackerStore):
         max_event_bytes: int = MAX_EVENT_BYTES,
         max_attempts: int = 100,
     ) -> None:
-        super().__init__(event_broker, max_event_bytes)
         self.config = config if config is not None else SQLConfig()
+        super().__init__(event_broker, max_event_bytes, self.config.tracker_cache_size)
         self.max_attempts = max_attempts
         self.db = SQLDatabase(self.config)
         self.url: URL = self.db.url
@@ -233,9 +234,14 @@ class SQLTrackerStore(TrackerStore):
     def _insert(
         self, conn: Connection, sender_id: str, current: int, params: list[dict[str, Any]]
     ) -> list[int]:
-        """Insert the rows in one executemany and return their ids in seq order."""
-        if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-            stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+        """Insert the rows in one executemany and return their ids in seq order.
+
+        The ids of a batch are read back by (sender_id, seq) (the writer holds the
+        conversation): with psycopg that is about twice as fast as an INSERT .. RETURNING
+        batch in "insertmanyvalues" form, and it works on every dialect.
+        """
+        if len(params) == 1 and conn.dialect.insert_returning:
+            stmt = insert(events).returning(events.c.id)
             return list(conn.execute(stmt, params).scalars())
         conn.execute(insert(events), params)
         return list(
@@ -297,6 +303,25 @@ class SQLTrackerStore(TrackerStore):
         )
         with self.db.translate(f"reading the session of {sender_id!r}"), self._connect() as conn:
             return int(conn.execute(stmt).scalar() or 0)
+
+    def _load_session(self, sender_id: str) -> Tracker | None:
+        """The current session in one query: rows from the last ``session_started`` on."""
+        start = (
+            select(func.max(events.c.seq))
+            .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
+            .scalar_subquery()
+        )
+        stmt = (
+            select(events.c.seq, events.c.data)
+            .where(events.c.sender_id == sender_id, events.c.seq >= func.coalesce(start, 1))
+            .order_by(events.c.seq)
+        )
+        with self.db.translate(f"reading {sender_id!r}"), self._connect() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            return None
+        data = [json.loads(row.data) for row in rows]
+        return Tracker.from_events(sender_id, data, version=int(rows[-1].seq))
 
     def keys(self) -> Iterator[str]:
         stmt = select(events.c.sender_id).distinct()

@@ -60,6 +60,8 @@ class SQLConfig(StrictConfig):
     pool_recycle: int = 3600
     #: Test each connection before use, so a restarted server is reconnected transparently.
     pool_pre_ping: bool = True
+    #: Trackers kept in this process so a turn reads only the log's tail (0: off).
+    tracker_cache_size: int = Field(default=1000, ge=0)
     #: SQLite only: seconds a writer waits for the database lock.
     sqlite_busy_timeout: float = Field(default=30.0, ge=0)
 
