@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 
@@ -24,7 +24,8 @@ class ServerSettings(StrictConfig):
     port: int = Field(default=5005, ge=0, le=65535)
     auth_token: SecretStr | None = None
     jwt_secret: SecretStr | None = None
-    jwt_method: str = "HS256"
+    #: HMAC algorithms only: the secret is shared (Rasa's asymmetric keys are not supported).
+    jwt_method: Literal["HS256", "HS384", "HS512"] = "HS256"
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     #: Seconds uvicorn waits for in-flight requests on shutdown before cancelling them.

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from eventstore.config import secret_value
 from eventstore.errors import ConfigError
 from eventstore.server.config import SETTINGS_ENV, ServerSettings
 
@@ -26,6 +27,8 @@ _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key", re.IGN
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _QUERY_TOKEN = re.compile(r"([?&](?:token|access_token)=)[^&\s\"]*", re.IGNORECASE)
 MASK = "***"
+#: Shortest HMAC key RFC 7518 recommends (for HS256).
+MIN_JWT_SECRET_BYTES = 32
 
 
 class RedactTokens(logging.Filter):
@@ -125,6 +128,17 @@ def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
     else:
         auth = "off (anyone who can reach the port can read and write conversations)"
     lines.append(f"auth: {auth}; workers: {settings.workers}")
+    if not settings.auth_enabled and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append(
+            f"WARNING: listening on {settings.host} without --auth-token or --jwt-secret: "
+            "every host that can reach the port can read, change and delete conversations."
+        )
+    secret = secret_value(settings.jwt_secret)
+    if secret is not None and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        lines.append(
+            f"WARNING: the JWT secret is {len(secret.encode())} bytes; use at least "
+            f"{MIN_JWT_SECRET_BYTES} random bytes for {settings.jwt_method} (RFC 7518 §3.2)."
+        )
     return lines
 
 

@@ -49,3 +49,22 @@ def test_settings_never_show_secrets() -> None:
     assert "jwt-secret" not in str(settings.model_dump())
     # Only the hand-over to worker processes carries them.
     assert "tok-secret" in settings.to_env()
+
+
+def test_startup_warns_about_open_ports_and_short_jwt_secrets() -> None:
+    from eventstore.factory import create_tracker_store
+    from eventstore.server.serve import startup_lines
+
+    store = create_tracker_store(None)
+    open_lines = "\n".join(startup_lines(ServerSettings(host="0.0.0.0"), store, 5005))
+    assert "listening on http://0.0.0.0:5005" in open_lines
+    assert "without --auth-token or --jwt-secret" in open_lines
+    assert "history is lost on restart" in open_lines
+    short = ServerSettings(host="0.0.0.0", jwt_secret="too-short")
+    short_lines = "\n".join(startup_lines(short, store, 5005))
+    assert "the JWT secret is 9 bytes" in short_lines
+    assert "too-short" not in short_lines
+    assert "without --auth-token" not in short_lines
+    quiet = "\n".join(startup_lines(ServerSettings(auth_token="t" * 40), store, 5005))
+    assert "WARNING: listening" not in quiet
+    assert "auth: token" in quiet
