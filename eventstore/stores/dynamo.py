@@ -16,17 +16,13 @@ Options (``type: dynamo``): ``tablename`` (alias ``table_name``, ``states``), ``
 
 from __future__ import annotations
 
-import json
-import math
-import random
 import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from decimal import Decimal
+from contextlib import suppress
 from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -39,20 +35,10 @@ from eventstore.errors import (
     ConfigError,
     EventStoreError,
 )
-from eventstore.events import action_name, intent_name
+from eventstore.stores import dynamo_items as layout
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 from eventstore.tracker import Tracker
 
-#: Items per ``TransactWriteItems`` (DynamoDB's limit); one is the meta item.
-MAX_TRANSACTION_ITEMS = 100
-#: Bytes of events per transaction, under DynamoDB's 4 MB transaction limit.
-MAX_TRANSACTION_BYTES = 3_500_000
-#: DynamoDB's item size limit; ``max_event_bytes`` must leave room for the other attributes.
-MAX_ITEM_BYTES = 400 * 1024
-#: The sort key of the per-conversation meta item (events start at seq 1).
-META_SEQ = 0
-KEYS_INDEX = "conversations"
-OUTBOX_INDEX = "outbox"
 #: Attempts of an append without ``expected_version`` before it gives up on contention.
 UNVERSIONED_ATTEMPTS = 200
 #: Reads of a conversation that a concurrent replace or delete may restart.
@@ -61,14 +47,6 @@ SNAPSHOT_ATTEMPTS = 20
 BASE_CACHE_SIZE = 10_000
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_UNAVAILABLE_CODES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionInProgressException",
-}
 
 
 class DynamoConfig(StrictConfig):
@@ -126,10 +104,10 @@ class DynamoTrackerStore(TrackerStore):
         **kwargs: Any,
     ) -> None:
         super().__init__(event_broker, **kwargs)
-        if self.max_event_bytes > MAX_ITEM_BYTES - 16 * 1024:
+        if self.max_event_bytes > layout.MAX_ITEM_BYTES - 16 * 1024:
             raise ConfigError(
                 f"tracker_store: max_event_bytes {self.max_event_bytes} does not fit a "
-                f"DynamoDB item (limit {MAX_ITEM_BYTES} bytes with its other attributes)"
+                f"DynamoDB item (limit {layout.MAX_ITEM_BYTES} bytes with its other attributes)"
             )
         self.settings = settings or parse_config(
             DynamoConfig,
@@ -162,7 +140,7 @@ class DynamoTrackerStore(TrackerStore):
         with self._ready_lock:
             if self._ready:
                 return
-            with _translated("describing the table"):
+            with layout.translated("describing the table"):
                 description = self._describe()
                 if description is None:
                     if not self.settings.create_table:
@@ -177,10 +155,10 @@ class DynamoTrackerStore(TrackerStore):
                         TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
                     )
                     description = self._describe() or {}
-            _check_schema(self.table, description)
+            layout.check_schema(self.table, description)
             indexes = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
-            self._has_keys_index = KEYS_INDEX in indexes
-            self._has_outbox_index = OUTBOX_INDEX in indexes
+            self._has_keys_index = layout.KEYS_INDEX in indexes
+            self._has_outbox_index = layout.OUTBOX_INDEX in indexes
             self._ready = True
 
     def _describe(self) -> dict[str, Any] | None:
@@ -193,46 +171,20 @@ class DynamoTrackerStore(TrackerStore):
         """Create the table on demand billing, with the two sparse indexes."""
         # ResourceInUse: another process is creating it; wait for it like for our own
         with suppress(self._client.exceptions.ResourceInUseException):
-            self._client.create_table(
-                TableName=self.table,
-                BillingMode="PAY_PER_REQUEST",
-                KeySchema=[
-                    {"AttributeName": "sender_id", "KeyType": "HASH"},
-                    {"AttributeName": "seq", "KeyType": "RANGE"},
-                ],
-                AttributeDefinitions=[
-                    {"AttributeName": "sender_id", "AttributeType": "S"},
-                    {"AttributeName": "seq", "AttributeType": "N"},
-                    {"AttributeName": "conversation", "AttributeType": "S"},
-                    {"AttributeName": "outbox", "AttributeType": "S"},
-                ],
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": KEYS_INDEX,
-                        "KeySchema": [{"AttributeName": "conversation", "KeyType": "HASH"}],
-                        "Projection": {"ProjectionType": "KEYS_ONLY"},
-                    },
-                    {
-                        "IndexName": OUTBOX_INDEX,
-                        "KeySchema": [
-                            {"AttributeName": "outbox", "KeyType": "HASH"},
-                            {"AttributeName": "seq", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    },
-                ],
-            )
+            self._client.create_table(**layout.table_definition(self.table))
 
     # -- the meta item -------------------------------------------------------------
     def _meta(self, sender_id: str) -> dict[str, Any]:
         """The conversation's meta item (strongly consistent), ``{}`` when it has none."""
         self.ensure_table()
-        with _translated("reading a conversation"):
+        with layout.translated("reading a conversation"):
             response = self._client.get_item(
-                TableName=self.table, Key=_key(sender_id, META_SEQ), ConsistentRead=True
+                TableName=self.table,
+                Key=layout.key(sender_id, layout.META_SEQ),
+                ConsistentRead=True,
             )
         meta: dict[str, Any] = response.get("Item") or {}
-        self._remember_base(sender_id, _number(meta, "seq_base"))
+        self._remember_base(sender_id, layout.number(meta, "seq_base"))
         return meta
 
     def _remember_base(self, sender_id: str, base: int) -> None:
@@ -247,10 +199,10 @@ class DynamoTrackerStore(TrackerStore):
                 self._bases.pop(sender_id, None)
 
     def version(self, sender_id: str) -> int:
-        return _number(self._meta(sender_id), "version")
+        return layout.number(self._meta(sender_id), "version")
 
     def _session_start(self, sender_id: str) -> int:
-        return _number(self._meta(sender_id), "session_start")
+        return layout.number(self._meta(sender_id), "session_start")
 
     # -- append and replace ----------------------------------------------------------
     def _append(
@@ -261,24 +213,24 @@ class DynamoTrackerStore(TrackerStore):
             base = self._bases.get(sender_id, 0)
             try:
                 return self._write(sender_id, events, expected_version, base)
-            except _Conflict as conflict:  # maybe only our cached seq_base was stale
+            except layout.Conflict as conflict:  # maybe only our cached seq_base was stale
                 found = conflict.found
                 if (
-                    _number(found, "version") != expected_version
-                    or _lease_live(found)
-                    or _number(found, "seq_base") == base
+                    layout.number(found, "version") != expected_version
+                    or layout.lease_live(found)
+                    or layout.number(found, "seq_base") == base
                 ):
                     raise
-                base = _number(found, "seq_base")
+                base = layout.number(found, "seq_base")
                 self._remember_base(sender_id, base)
                 return self._write(sender_id, events, expected_version, base)
         for attempt in range(UNVERSIONED_ATTEMPTS):
             meta = self._meta(sender_id)
-            if not _lease_live(meta):
+            if not layout.lease_live(meta):
                 with suppress(ConcurrencyError):
-                    version, base = _number(meta, "version"), _number(meta, "seq_base")
+                    version, base = layout.number(meta, "version"), layout.number(meta, "seq_base")
                     return self._write(sender_id, events, version, base)
-            _backoff(attempt)
+            layout.backoff(attempt)
         raise BackendUnavailable(
             f"could not append to conversation {sender_id!r}: "
             f"{UNVERSIONED_ATTEMPTS} attempts lost to concurrent writers"
@@ -297,17 +249,17 @@ class DynamoTrackerStore(TrackerStore):
             return []
         for attempt in range(UNVERSIONED_ATTEMPTS):
             meta = self._meta(sender_id)
-            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            version, base = layout.number(meta, "version"), layout.number(meta, "seq_base")
             if expected_version is not None and version != expected_version:
                 raise ConcurrencyError(sender_id, expected_version, version)
             try:
-                if _lease_live(meta):
+                if layout.lease_live(meta):
                     raise ConcurrencyError(sender_id, expected_version, version)
                 stored = self._write(sender_id, events, version, base, replace=True)
             except ConcurrencyError:
                 if expected_version is not None:
                     raise
-                _backoff(attempt)
+                layout.backoff(attempt)
                 continue
             self._collect(sender_id, base + version)
             return stored
@@ -329,16 +281,19 @@ class DynamoTrackerStore(TrackerStore):
         first = 1 if replace else expected + 1
         stored = [StoredEvent(sender_id, first + i, e) for i, e in enumerate(events)]
         start = base + expected + 1
-        items = [self._event_item(e, start + i) for i, e in enumerate(stored)]
-        commit = _meta_commit(sender_id, stored, base + expected if replace else None)
-        guard = f"{_version_is(expected)} AND {_base_is(base)}"
+        items = [layout.event_item(e, start + i, self.uses_outbox) for i, e in enumerate(stored)]
+        commit = layout.meta_commit(sender_id, stored, base + expected if replace else None)
+        guard = f"{layout.version_is(expected)} AND {layout.base_is(base)}"
         guard_values = {":expected": {"N": str(expected)}, ":base": {"N": str(base)}}
-        chunks = _chunks(items)
+        chunks = layout.chunks(items)
         if len(chunks) == 1:
-            condition = f"{guard} AND {_NO_LIVE_LEASE}"
+            condition = f"{guard} AND {layout.NO_LIVE_LEASE}"
             now = {":now": {"N": repr(time.time())}}
             self._transact(
-                sender_id, expected, _conditioned(commit, condition, guard_values | now), items
+                sender_id,
+                expected,
+                layout.conditioned(commit, condition, guard_values | now),
+                items,
             )
         else:
             self._write_leased(sender_id, expected, guard, guard_values, chunks, commit)
@@ -360,8 +315,8 @@ class DynamoTrackerStore(TrackerStore):
         renews (and so checks) the lease, so a writer that lost its lease writes no more.
         """
         lease = {":lease": {"S": uuid.uuid4().hex}}
-        key = _key(sender_id, META_SEQ)
-        with _translated("appending", sender_id=sender_id, expected=expected):
+        key = layout.key(sender_id, layout.META_SEQ)
+        with layout.translated("appending", sender_id=sender_id, expected=expected):
             self._client.update_item(
                 TableName=self.table,
                 Key=key,
@@ -384,7 +339,7 @@ class DynamoTrackerStore(TrackerStore):
                     "ExpressionAttributeValues": lease | {":until": self._lease_until()},
                 }
                 self._transact(sender_id, expected, renew, chunk)
-            final = _conditioned(commit, "lease = :lease", lease)
+            final = layout.conditioned(commit, "lease = :lease", lease)
             self._transact(sender_id, expected, final, marked[-1])
         except EventStoreError:
             with suppress(Exception):  # best effort: the lease expires by itself anyway
@@ -410,35 +365,14 @@ class DynamoTrackerStore(TrackerStore):
         """One ``TransactWriteItems``: the meta item update first, then the event puts."""
         meta_update = {
             "TableName": self.table,
-            "Key": _key(sender_id, META_SEQ),
+            "Key": layout.key(sender_id, layout.META_SEQ),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             **meta_update,
         }
         transact = [{"Update": meta_update}]
         transact += [{"Put": {"TableName": self.table, "Item": item}} for item in items]
-        with _translated("appending", sender_id=sender_id, expected=expected):
+        with layout.translated("appending", sender_id=sender_id, expected=expected):
             self._client.transact_write_items(TransactItems=transact)
-
-    def _event_item(self, event: StoredEvent, physical: int) -> dict[str, Any]:
-        """The item of one event at sort key ``physical``: JSON ``data``, query attributes."""
-        data = event.data
-        item: dict[str, Any] = {
-            **_key(event.sender_id, physical),
-            "data": {"S": json.dumps(data, ensure_ascii=False, separators=(",", ":"))},
-            "type_name": {"S": str(data.get("event"))},
-        }
-        stamp = data.get("timestamp")
-        if isinstance(stamp, int | float) and _storable_number(float(stamp)):
-            item["timestamp"] = {"N": _number_text(float(stamp))}
-        intent = intent_name(data)
-        if intent:
-            item["intent_name"] = {"S": intent}
-        action = action_name(data)
-        if action:
-            item["action_name"] = {"S": action}
-        if self.uses_outbox:
-            item["outbox"] = {"S": event.sender_id}
-        return item
 
     # -- read ----------------------------------------------------------------------
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
@@ -459,8 +393,8 @@ class DynamoTrackerStore(TrackerStore):
         """
         for _ in range(SNAPSHOT_ATTEMPTS):
             meta = self._meta(sender_id)
-            version, base = _number(meta, "version"), _number(meta, "seq_base")
-            start = max(_number(meta, "session_start") - 1, 0) if after is None else after
+            version, base = layout.number(meta, "version"), layout.number(meta, "seq_base")
+            start = max(layout.number(meta, "session_start") - 1, 0) if after is None else after
             if version <= start:
                 return start, []
             events = [e.data for e in self._events(sender_id, base, start + 1, version)]
@@ -485,10 +419,10 @@ class DynamoTrackerStore(TrackerStore):
             "ExpressionAttributeNames": {"#d": "data"},
         }
         if query is not None:
-            _add_filters(params, query)
+            layout.add_filters(params, query)
         for page in self._pages("query", params):
             for item in page:
-                yield _stored(item, base)
+                yield layout.stored_event(item, base)
 
     def _pages(self, operation: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Items of a Query or Scan, one page (up to 1 MB) at a time."""
@@ -496,7 +430,7 @@ class DynamoTrackerStore(TrackerStore):
         start: dict[str, Any] | None = None
         while True:
             request = dict(params, ExclusiveStartKey=start) if start else params
-            with _translated("reading"):
+            with layout.translated("reading"):
                 response = call(**request)
             yield response.get("Items", [])
             start = response.get("LastEvaluatedKey")
@@ -507,12 +441,12 @@ class DynamoTrackerStore(TrackerStore):
     def keys(self) -> Iterator[str]:
         self.ensure_table()
         if self._has_keys_index:
-            params: dict[str, Any] = {"TableName": self.table, "IndexName": KEYS_INDEX}
+            params: dict[str, Any] = {"TableName": self.table, "IndexName": layout.KEYS_INDEX}
         else:  # a table made without the index: scan the meta items
             params = {
                 "TableName": self.table,
                 "FilterExpression": "seq = :meta AND attribute_exists(conversation)",
-                "ExpressionAttributeValues": {":meta": {"N": str(META_SEQ)}},
+                "ExpressionAttributeValues": {":meta": {"N": str(layout.META_SEQ)}},
                 "ProjectionExpression": "sender_id",
             }
         for page in self._pages("scan", params):
@@ -527,21 +461,21 @@ class DynamoTrackerStore(TrackerStore):
         its items and the tombstone. Returns the number of events removed."""
         for attempt in range(UNVERSIONED_ATTEMPTS):
             meta = self._meta(sender_id)
-            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            version, base = layout.number(meta, "version"), layout.number(meta, "seq_base")
             if expected is not None and version != expected:
                 raise ConcurrencyError(sender_id, expected, version)
             if not meta:
                 return 0
             end = base + version
             try:
-                with _translated("deleting", sender_id=sender_id, expected=version):
+                with layout.translated("deleting", sender_id=sender_id, expected=version):
                     self._client.update_item(
                         TableName=self.table,
-                        Key=_key(sender_id, META_SEQ),
+                        Key=layout.key(sender_id, layout.META_SEQ),
                         UpdateExpression="SET #v = :zero, seq_base = :end "
                         "REMOVE conversation, session_start",
-                        ConditionExpression=f"{_version_is(version)} AND {_base_is(base)} "
-                        f"AND {_NO_LIVE_LEASE}",
+                        ConditionExpression=f"{layout.version_is(version)} AND "
+                        f"{layout.base_is(base)} AND {layout.NO_LIVE_LEASE}",
                         ExpressionAttributeNames={"#v": "version"},
                         ExpressionAttributeValues={
                             ":zero": {"N": "0"},
@@ -555,14 +489,14 @@ class DynamoTrackerStore(TrackerStore):
             except ConcurrencyError:
                 if expected is not None:
                     raise
-                _backoff(attempt)
+                layout.backoff(attempt)
                 continue
             self._collect(sender_id, end)
             self._drop_orphans(sender_id, end)
-            with suppress(ConcurrencyError), _translated("deleting", sender_id=sender_id):
+            with suppress(ConcurrencyError), layout.translated("deleting", sender_id=sender_id):
                 self._client.delete_item(  # unless an append came meanwhile
                     TableName=self.table,
-                    Key=_key(sender_id, META_SEQ),
+                    Key=layout.key(sender_id, layout.META_SEQ),
                     ConditionExpression="#v = :zero AND seq_base = :end "
                     "AND attribute_not_exists(lease)",
                     ExpressionAttributeNames={"#v": "version"},
@@ -612,15 +546,15 @@ class DynamoTrackerStore(TrackerStore):
         if not leftovers:
             return
         meta = self._meta(sender_id)
-        end = _number(meta, "seq_base") + _number(meta, "version")
+        end = layout.number(meta, "seq_base") + layout.number(meta, "version")
         current = meta.get("lease", {}).get("S")
         for item in leftovers:
             if int(item["seq"]["N"]) <= end or item["lease"]["S"] == current:
                 continue
-            with suppress(ConcurrencyError), _translated("deleting", sender_id=sender_id):
+            with suppress(ConcurrencyError), layout.translated("deleting", sender_id=sender_id):
                 self._client.delete_item(
                     TableName=self.table,
-                    Key=_key(sender_id, int(item["seq"]["N"])),
+                    Key=layout.key(sender_id, int(item["seq"]["N"])),
                     ConditionExpression="lease = :lease",
                     ExpressionAttributeValues={":lease": item["lease"]},
                 )
@@ -628,12 +562,12 @@ class DynamoTrackerStore(TrackerStore):
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table: requests}
         for attempt in range(20):
-            with _translated("writing a batch"):
+            with layout.translated("writing a batch"):
                 response = self._client.batch_write_item(RequestItems=pending)
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 return
-            _backoff(attempt)
+            layout.backoff(attempt)
         raise BackendUnavailable("DynamoDB kept returning unprocessed batch items")
 
     # -- query ---------------------------------------------------------------------
@@ -644,7 +578,7 @@ class DynamoTrackerStore(TrackerStore):
             return
         if query.sender_id is not None:
             meta = self._meta(query.sender_id)
-            version, base = _number(meta, "version"), _number(meta, "seq_base")
+            version, base = layout.number(meta, "version"), layout.number(meta, "seq_base")
             if version == 0:
                 return
             events: Iterator[StoredEvent] = self._events(query.sender_id, base, 1, version, query)
@@ -664,9 +598,9 @@ class DynamoTrackerStore(TrackerStore):
             "ProjectionExpression": "sender_id, seq, #d",
             "ExpressionAttributeNames": {"#d": "data"},
             "FilterExpression": "seq > :meta",
-            "ExpressionAttributeValues": {":meta": {"N": str(META_SEQ)}},
+            "ExpressionAttributeValues": {":meta": {"N": str(layout.META_SEQ)}},
         }
-        _add_filters(params, query)
+        layout.add_filters(params, query)
         metas: dict[str, tuple[int, int]] = {}
         found = [e for page in self._pages("scan", params) for e, _ in self._live(page, metas)]
         found.sort(key=lambda e: (e.timestamp, e.sender_id, e.seq))
@@ -689,31 +623,31 @@ class DynamoTrackerStore(TrackerStore):
             base, version = metas.get(item["sender_id"]["S"], (0, 0))
             physical = int(item["seq"]["N"])
             if base < physical <= base + version:
-                yield _stored(item, base), physical
+                yield layout.stored_event(item, base), physical
 
     def _batch_metas(self, sender_ids: list[str]) -> dict[str, tuple[int, int]]:
         """``(seq_base, version)`` of up to 100 conversations, strongly consistent."""
         result = {sid: (0, 0) for sid in sender_ids}
         request: dict[str, Any] = {
             self.table: {
-                "Keys": [_key(sid, META_SEQ) for sid in sender_ids],
+                "Keys": [layout.key(sid, layout.META_SEQ) for sid in sender_ids],
                 "ConsistentRead": True,
                 "ProjectionExpression": "sender_id, seq_base, #v",
                 "ExpressionAttributeNames": {"#v": "version"},
             }
         }
         for attempt in range(20):
-            with _translated("reading conversations"):
+            with layout.translated("reading conversations"):
                 response = self._client.batch_get_item(RequestItems=request)
             for meta in response.get("Responses", {}).get(self.table, []):
                 result[meta["sender_id"]["S"]] = (
-                    _number(meta, "seq_base"),
-                    _number(meta, "version"),
+                    layout.number(meta, "seq_base"),
+                    layout.number(meta, "version"),
                 )
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 return result
-            _backoff(attempt)
+            layout.backoff(attempt)
         raise BackendUnavailable("DynamoDB kept returning unprocessed keys")
 
     # -- outbox --------------------------------------------------------------------
@@ -722,10 +656,10 @@ class DynamoTrackerStore(TrackerStore):
         self.ensure_table()
         if not self._has_outbox_index:
             raise BackendUnavailable(
-                f"DynamoDB table {self.table!r} has no {OUTBOX_INDEX!r} index; "
+                f"DynamoDB table {self.table!r} has no {layout.OUTBOX_INDEX!r} index; "
                 "see docs/dynamo.md to add it"
             )
-        params = {"TableName": self.table, "IndexName": OUTBOX_INDEX}
+        params = {"TableName": self.table, "IndexName": layout.OUTBOX_INDEX}
         metas: dict[str, tuple[int, int]] = {}
         found: list[tuple[StoredEvent, int]] = []
         for page in self._pages("scan", params):
@@ -757,179 +691,29 @@ class DynamoTrackerStore(TrackerStore):
                 for e in events
             )
         )
-        for start in range(0, len(keys), MAX_TRANSACTION_ITEMS):
+        for start in range(0, len(keys), layout.MAX_TRANSACTION_ITEMS):
             updates = [
                 {
                     "TableName": self.table,
-                    "Key": _key(sender_id, physical),
+                    "Key": layout.key(sender_id, physical),
                     "UpdateExpression": "REMOVE outbox",
                     "ConditionExpression": "attribute_exists(outbox)",
                 }
-                for sender_id, physical in keys[start : start + MAX_TRANSACTION_ITEMS]
+                for sender_id, physical in keys[start : start + layout.MAX_TRANSACTION_ITEMS]
             ]
             try:
-                with _translated("acknowledging"):
+                with layout.translated("acknowledging"):
                     self._client.transact_write_items(
                         TransactItems=[{"Update": u} for u in updates]
                     )
             except ConcurrencyError:  # some were acknowledged or deleted already
                 for update in updates:
-                    with suppress(ConcurrencyError), _translated("acknowledging"):
+                    with suppress(ConcurrencyError), layout.translated("acknowledging"):
                         self._client.update_item(**update)
 
     def close(self) -> None:
         super().close()  # stops the outbox relay first
         self._client.close()
-
-
-# -- helpers -------------------------------------------------------------------------------
-class _Conflict(ConcurrencyError):
-    """A failed condition on the meta item; ``found`` is the meta item DynamoDB returned."""
-
-    def __init__(
-        self, sender_id: str, expected: int | None, actual: int, found: dict[str, Any]
-    ) -> None:
-        super().__init__(sender_id, expected, actual)
-        self.found = found
-
-
-_NO_LIVE_LEASE = "(attribute_not_exists(lease) OR lease_expires < :now)"
-
-
-def _version_is(expected: int) -> str:
-    """The condition that the meta item is at ``expected`` (uses ``#v`` and ``:expected``)."""
-    if expected == 0:
-        return "(attribute_not_exists(#v) OR #v = :expected)"
-    return "#v = :expected"
-
-
-def _base_is(base: int) -> str:
-    """The condition that the log starts at physical ``base`` (uses ``:base``)."""
-    if base == 0:
-        return "(attribute_not_exists(seq_base) OR seq_base = :base)"
-    return "seq_base = :base"
-
-
-def _conditioned(update: dict[str, Any], condition: str, values: dict[str, Any]) -> dict[str, Any]:
-    """``update`` with a ConditionExpression and the values it uses."""
-    return {
-        **update,
-        "ConditionExpression": condition,
-        "ExpressionAttributeValues": {**update["ExpressionAttributeValues"], **values},
-    }
-
-
-def _meta_commit(sender_id: str, stored: list[StoredEvent], new_base: int | None) -> dict[str, Any]:
-    """The meta item update that makes ``stored`` visible (version, session start) and,
-    for a replace, moves ``seq_base`` past the old log."""
-    sets = ["#v = :version", "conversation = :sid"]
-    removes = ["lease", "lease_expires"]
-    values: dict[str, Any] = {
-        ":version": {"N": str(stored[-1].seq)},
-        ":sid": {"S": sender_id},
-    }
-    starts = [e.seq for e in stored if e.data.get("event") == "session_started"]
-    if starts:
-        sets.append("session_start = :start")
-        values[":start"] = {"N": str(starts[-1])}
-    elif new_base is not None:
-        removes.append("session_start")
-    if new_base is not None:
-        sets.append("seq_base = :new_base")
-        values[":new_base"] = {"N": str(new_base)}
-    return {
-        "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-        "ExpressionAttributeNames": {"#v": "version"},
-        "ExpressionAttributeValues": values,
-    }
-
-
-def _chunks(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Split event items into transactions of at most 99 items and ~3.5 MB."""
-    chunks: list[list[dict[str, Any]]] = [[]]
-    size = 0
-    for item in items:
-        item_size = len(item["data"]["S"].encode()) + 200
-        if chunks[-1] and (
-            len(chunks[-1]) >= MAX_TRANSACTION_ITEMS - 1 or size + item_size > MAX_TRANSACTION_BYTES
-        ):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += item_size
-    return chunks
-
-
-def _add_filters(params: dict[str, Any], query: EventQuery) -> None:
-    """Add ``query``'s filters to a Query or Scan as a server-side FilterExpression."""
-    names: dict[str, str] = params.setdefault("ExpressionAttributeNames", {})
-    values: dict[str, Any] = params.setdefault("ExpressionAttributeValues", {})
-    terms = [params["FilterExpression"]] if "FilterExpression" in params else []
-    for attribute, value in (
-        ("type_name", query.type_name),
-        ("intent_name", query.intent),
-        ("action_name", query.action),
-    ):
-        if value is not None:
-            terms.append(f"{attribute} = :{attribute}")
-            values[f":{attribute}"] = {"S": value}
-    if query.since is not None:
-        terms.append("#ts >= :since")
-        values[":since"] = {"N": _number_text(float(query.since))}
-    if query.until is not None:
-        terms.append("#ts <= :until")
-        values[":until"] = {"N": _number_text(float(query.until))}
-    if query.since is not None or query.until is not None:
-        names["#ts"] = "timestamp"
-    if terms:
-        params["FilterExpression"] = " AND ".join(terms)
-    if not names:
-        params.pop("ExpressionAttributeNames")
-
-
-def _key(sender_id: str, seq: int) -> dict[str, Any]:
-    return {"sender_id": {"S": sender_id}, "seq": {"N": str(seq)}}
-
-
-def _number(item: dict[str, Any], name: str) -> int:
-    value = item.get(name)
-    return int(value["N"]) if value else 0
-
-
-def _stored(item: dict[str, Any], base: int) -> StoredEvent:
-    """The event of an item whose conversation's log starts at physical ``base``."""
-    seq = int(item["seq"]["N"]) - base
-    return StoredEvent(item["sender_id"]["S"], seq, json.loads(item["data"]["S"]))
-
-
-def _number_text(value: float) -> str:
-    """A float as a DynamoDB Number, exactly: the shortest decimal that reads back as it."""
-    return str(Decimal(repr(value)))
-
-
-def _storable_number(value: float) -> bool:
-    """Whether DynamoDB's Number type holds ``value`` (finite, within 1e-130..1e126)."""
-    return math.isfinite(value) and (value == 0 or 1e-129 < abs(value) < 1e125)
-
-
-def _lease_live(meta: dict[str, Any]) -> bool:
-    expires = meta.get("lease_expires")
-    return "lease" in meta and expires is not None and float(expires["N"]) >= time.time()
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.2, 0.002 * 2 ** min(attempt, 7))))
-
-
-def _check_schema(table: str, description: dict[str, Any]) -> None:
-    """Refuse a table whose keys are not ``sender_id`` (S) + ``seq`` (N)."""
-    keys = {k["AttributeName"]: k["KeyType"] for k in description.get("KeySchema", [])}
-    if keys != {"sender_id": "HASH", "seq": "RANGE"}:
-        raise ConfigError(
-            f"DynamoDB table {table!r} has keys {keys}; this store needs partition key "
-            "'sender_id' (S) and sort key 'seq' (N) (a Rasa 'states' table is not compatible: "
-            "use another tablename)"
-        )
 
 
 def _make_client(settings: DynamoConfig) -> Any:
@@ -942,7 +726,7 @@ def _make_client(settings: DynamoConfig) -> Any:
         retries={"max_attempts": settings.max_attempts, "mode": "standard"},
         max_pool_connections=32,
     )
-    with _translated("creating the client"):
+    with layout.translated("creating the client"):
         return boto3.session.Session().client(
             "dynamodb",
             region_name=settings.region,
@@ -952,42 +736,3 @@ def _make_client(settings: DynamoConfig) -> Any:
             aws_session_token=secret_value(settings.aws_session_token),
             config=config,
         )
-
-
-@contextmanager
-def _translated(
-    doing: str, *, sender_id: str | None = None, expected: int | None = None
-) -> Iterator[None]:
-    """The one place botocore errors become eventstore errors.
-
-    A failed condition on the meta item is a ``ConcurrencyError`` (with the version found);
-    throttling, server and connection errors are ``BackendUnavailable``; missing
-    credentials or region are ``ConfigError``.
-    """
-    exceptions = require("botocore.exceptions", "dynamo")
-    try:
-        yield
-    except exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        if code in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-            reasons = exc.response.get("CancellationReasons") or [
-                {"Code": "ConditionalCheckFailed", "Item": exc.response.get("Item")}
-            ]
-            codes = {r.get("Code") for r in reasons}
-            if codes & {"ConditionalCheckFailed", "TransactionConflict"}:
-                found = next((r.get("Item") for r in reasons if r.get("Item")), None) or {}
-                actual = _number(found, "version")
-                raise _Conflict(sender_id or "", expected, actual, found) from exc
-        reasons = exc.response.get("CancellationReasons") or []
-        unavailable = code in _UNAVAILABLE_CODES or any(
-            r.get("Code") == "ThrottlingError" for r in reasons
-        )
-        what = "is unavailable" if unavailable else "refused the request"
-        raise BackendUnavailable(
-            f"DynamoDB {what} while {doing}: {code}: {error.get('Message', '')}"
-        ) from exc
-    except (exceptions.NoCredentialsError, exceptions.NoRegionError) as exc:
-        raise ConfigError(f"DynamoDB client while {doing}: {exc}") from exc
-    except exceptions.BotoCoreError as exc:
-        raise BackendUnavailable(f"DynamoDB is unreachable while {doing}: {exc}") from exc
