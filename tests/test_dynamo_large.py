@@ -187,6 +187,32 @@ def test_replace_moves_the_log_above_the_old_one_and_collects_it(
         assert first.append(sid, [action("again")], expected_version=0) == 1
 
 
+def test_a_large_replace_is_atomic_for_readers(table_config: dict[str, Any]) -> None:
+    sid = new_id()
+    old = [action(f"old{i}") for i in range(120)]
+    new = [action(f"new{i}") for i in range(250)]
+    with DynamoTrackerStore.from_config(table_config) as store:
+        store.append(sid, old)
+        seen: list[list[str]] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                seen.append([e["name"] for e in store.read(sid)])
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            version = store.replace(sid, new, expected_version=120)
+            version = store.replace(sid, old, expected_version=version)
+        finally:
+            stop.set()
+            thread.join()
+        assert version == 120
+        wholes = ([e["name"] for e in old], [e["name"] for e in new])
+        assert seen and all(names in wholes for names in seen)
+
+
 def test_eight_writers_expecting_the_same_version_one_wins(
     table_config: dict[str, Any],
 ) -> None:
