@@ -86,11 +86,20 @@ def tracker_state(tracker: Tracker, verbosity: EventVerbosity) -> dict[str, Any]
     return tracker.current_state(verbosity)
 
 
+def _version_headers(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"', "X-Conversation-Version": str(version)}
+
+
+def _etag_matches(header: str, version: int) -> bool:
+    """Whether an ``If-None-Match`` list names ``version`` (weak or strong, or ``*``)."""
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return f'"{version}"' in tags or (version > 0 and "*" in tags)
+
+
 def tracker_response(tracker: Tracker, verbosity: EventVerbosity) -> JSONResponse:
     """The tracker JSON with its version as ``ETag`` (use it as ``If-Match`` next time)."""
     return JSONResponse(
-        tracker_state(tracker, verbosity),
-        headers={"ETag": f'"{tracker.version}"', "X-Conversation-Version": str(tracker.version)},
+        tracker_state(tracker, verbosity), headers=_version_headers(tracker.version)
     )
 
 
@@ -102,7 +111,7 @@ def parse_if_match(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ApiError(
             400,
             f"header 'If-Match' must be a conversation version such as \"7\", got {value!r}",
@@ -189,11 +198,23 @@ def get_tracker(
     until: Annotated[
         float | None, Query(description="Only events with timestamp <= until.")
     ] = None,
+    if_none_match: Annotated[
+        str | None,
+        Header(description="An ETag from an earlier answer: 304 if the log has not moved."),
+    ] = None,
     _: Principal = Depends(conversation_principal),
-) -> JSONResponse:
-    """Replay every stored event (as Rasa 3.6); an unknown id gives an empty tracker, unsaved."""
+) -> Response:
+    """Replay every stored event (as Rasa 3.6); an unknown id gives an empty tracker, unsaved.
+
+    With ``If-None-Match`` holding the current version, the answer is 304 without a replay
+    (one cheap version read), for clients that poll.
+    """
     verbosity = EventVerbosity.parse(include_events)
     store = store_of(request)
+    if if_none_match is not None and until is None:
+        current = store.version(conversation_id)
+        if _etag_matches(if_none_match, current):
+            return Response(status_code=304, headers=_version_headers(current))
     tracker = store.retrieve_full_tracker(conversation_id) or Tracker(conversation_id)
     if until is not None:
         tracker = tracker.travel_back_in_time(until)

@@ -129,6 +129,13 @@ CASES: list[tuple[str, dict[str, Any], int, str, str]] = [
         "If-Match",
     ),
     (
+        "if-match-superscript-digit",
+        {"json": user("hi"), "headers": {"If-Match": '"\u00b2"'.encode("latin-1")}},
+        400,
+        "If-Match",
+        "If-Match",
+    ),
+    (
         "if-match-disagrees",
         {"json": user("hi"), "headers": {"If-Match": '"3"'}, "params": {"expected_version": 4}},
         400,

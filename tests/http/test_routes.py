@@ -371,3 +371,20 @@ def test_put_racing_posts_never_leaves_a_mixed_or_gapped_log(server: LiveServer)
     assert head[:3] == ["action_session_start", "session_started", "action_listen"]
     assert head[3] in ("replaced-0", "replaced-1")
     assert all(e["event"] == "user" and e["text"].startswith("m-") for e in stored[4:])
+
+
+def test_if_none_match_gives_304_until_the_log_moves(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    cid = new_id("poll")
+    tracker = f"/conversations/{cid}/tracker"
+    empty = client.get(tracker)
+    assert client.get(tracker, headers={"If-None-Match": empty.headers["etag"]}).status_code == 304
+    assert post(client, cid, user("hi")).status_code == 200
+    moved = client.get(tracker, headers={"If-None-Match": empty.headers["etag"]})
+    assert moved.status_code == 200
+    assert moved.json()["latest_message"]["text"] == "hi"
+    unchanged = client.get(tracker, headers={"If-None-Match": f'W/"1", {moved.headers["etag"]}'})
+    assert unchanged.status_code == 304
+    assert unchanged.headers["etag"] == moved.headers["etag"]
+    assert unchanged.content == b""
