@@ -22,7 +22,7 @@ from brokers.base import EventBroker
 from eventstore.errors import BackendUnavailable, BrokerUnavailable, EventValidationError
 from eventstore.events import MAX_EVENT_BYTES
 from eventstore.stores.base import EventQuery
-from eventstore.stores.sql import SQLTrackerStore
+from eventstore.stores.sql import SQLTrackerStore, query_statement, session_statement
 from eventstore.stores.sql_schema import event_outbox, events
 from eventstore.testing import action, bot, new_id, session_start, user
 from tests.proxy import TcpProxy
@@ -250,3 +250,15 @@ def test_other_dialects_get_wide_types_and_no_sequence() -> None:
     assert str(pg_insert).startswith(
         "INSERT INTO events (sender_id, type_name, data, seq) VALUES (%(sender_id)s"
     )
+
+
+def test_oracle_compiles_the_read_statements() -> None:
+    dialect = oracle.dialect()
+    session = str(session_statement("u1").compile(dialect=dialect))
+    assert "coalesce((SELECT max(events.seq)" in session
+    assert "events.type_name = :type_name_1" in session
+    query = query_statement(EventQuery(intent="greet", since=1.0, after_position=7, limit=10))
+    sql = str(query.compile(dialect=dialect))
+    assert "events.intent_name = :intent_name_1" in sql
+    assert "events.id > :id_1" in sql and "ORDER BY events.id" in sql
+    assert "FETCH FIRST __[POSTCOMPILE_param_1] ROWS ONLY" in sql

@@ -22,7 +22,6 @@ up front (``BEGIN IMMEDIATE``), so concurrent writers queue instead of failing.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import threading
 import time
@@ -55,8 +54,6 @@ from eventstore.stores.sql_migrate import ensure_schema
 from eventstore.stores.sql_schema import event_outbox, events
 from eventstore.stores.sql_url import SQLConfig, masked
 from eventstore.tracker import Tracker
-
-logger = logging.getLogger(__name__)
 
 #: Rows fetched per round trip when streaming ``query`` and ``keys`` results.
 STREAM_BATCH = 500
@@ -306,16 +303,7 @@ class SQLTrackerStore(TrackerStore):
 
     def _load_session(self, sender_id: str) -> Tracker | None:
         """The current session in one query: rows from the last ``session_started`` on."""
-        start = (
-            select(func.max(events.c.seq))
-            .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
-            .scalar_subquery()
-        )
-        stmt = (
-            select(events.c.seq, events.c.data)
-            .where(events.c.sender_id == sender_id, events.c.seq >= func.coalesce(start, 1))
-            .order_by(events.c.seq)
-        )
+        stmt = session_statement(sender_id)
         with self.db.translate(f"reading {sender_id!r}"), self._connect() as conn:
             rows = conn.execute(stmt).all()
         if not rows:
@@ -329,25 +317,7 @@ class SQLTrackerStore(TrackerStore):
             yield row.sender_id
 
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
-        stmt = select(events.c.id, events.c.sender_id, events.c.seq, events.c.data)
-        column_filters = (
-            (events.c.sender_id, query.sender_id),
-            (events.c.type_name, query.type_name),
-            (events.c.intent_name, query.intent),
-            (events.c.action_name, query.action),
-        )
-        for column, value in column_filters:
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if query.since is not None:
-            stmt = stmt.where(events.c.timestamp >= query.since)
-        if query.until is not None:
-            stmt = stmt.where(events.c.timestamp <= query.until)
-        if query.after_position is not None:
-            stmt = stmt.where(events.c.id > query.after_position)
-        stmt = stmt.order_by(events.c.seq if query.sender_id is not None else events.c.id)
-        if query.limit is not None:
-            stmt = stmt.limit(max(query.limit, 0))
+        stmt = query_statement(query)
         for row in self._stream(stmt, "querying events"):
             yield StoredEvent(row.sender_id, row.seq, json.loads(row.data), row.id)
 
@@ -423,3 +393,41 @@ def _is_transient(exc: DBAPIError) -> bool:
     if args and args[0] in _MYSQL_RETRY:
         return True
     return "database is locked" in str(orig)
+
+
+def session_statement(sender_id: str) -> Select[Any]:
+    """seq and data of the current session: from the last ``session_started`` (or seq 1)."""
+    start = (
+        select(func.max(events.c.seq))
+        .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
+        .scalar_subquery()
+    )
+    return (
+        select(events.c.seq, events.c.data)
+        .where(events.c.sender_id == sender_id, events.c.seq >= func.coalesce(start, 1))
+        .order_by(events.c.seq)
+    )
+
+
+def query_statement(query: EventQuery) -> Select[Any]:
+    """The SELECT behind ``query``: filters on indexed columns, by id (by seq for one sender)."""
+    stmt = select(events.c.id, events.c.sender_id, events.c.seq, events.c.data)
+    column_filters = (
+        (events.c.sender_id, query.sender_id),
+        (events.c.type_name, query.type_name),
+        (events.c.intent_name, query.intent),
+        (events.c.action_name, query.action),
+    )
+    for column, value in column_filters:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.since is not None:
+        stmt = stmt.where(events.c.timestamp >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(events.c.timestamp <= query.until)
+    if query.after_position is not None:
+        stmt = stmt.where(events.c.id > query.after_position)
+    stmt = stmt.order_by(events.c.seq if query.sender_id is not None else events.c.id)
+    if query.limit is not None:
+        stmt = stmt.limit(max(query.limit, 0))
+    return stmt
