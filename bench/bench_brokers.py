@@ -6,7 +6,8 @@ For every broker three numbers are printed:
   acks=all; one executemany per batch in one transaction; file write + flush per batch);
 - ``broker``: ``EventBroker.publish_many`` + ``flush`` in batches of 500;
 - ``store+relay``: appends to an in-memory store (batches of 4 events, a bot turn) until
-  the relay has published them all: what a bot sees end to end.
+  the relay has published them all: what a bot sees end to end. The same appends to a
+  store without a broker are printed first: the store's own cost, the ceiling there.
 Ratios are broker/raw and relay/raw (1.00 = no overhead). Nothing is asserted.
 
 Run: ``.venv/bin/python -m bench.bench_brokers`` (RabbitMQ on 127.0.0.1:5672 and
@@ -68,14 +69,30 @@ def make_broker(section: dict[str, Any]) -> EventBroker:
     return broker
 
 
+TURN: list[dict[str, Any]] = [
+    {"event": "user", "text": "hello there", "parse_data": {"intent": {"name": "greet"}}},
+    {"event": "action", "name": "utter_greet"},
+    {"event": "bot", "text": "Hi! How can I help?"},
+    {"event": "action", "name": "action_listen"},
+]
+
+
+def store_alone(count: int = 50000) -> float:
+    """Events/s of the same appends to an in-memory store without a broker (the floor)."""
+    best_rate = 0.0
+    for _ in range(3):
+        store = InMemoryTrackerStore()
+        senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        start = time.perf_counter()
+        for i in range(count // 4):
+            store.append(senders[i % len(senders)], TURN)
+        best_rate = max(best_rate, count // 4 * 4 / (time.perf_counter() - start))
+    return best_rate
+
+
 def via_store(section: dict[str, Any], count: int) -> Callable[[], int]:
     """Appends of 4-event turns to an in-memory store; timed until the relay published all."""
-    turn: list[dict[str, Any]] = [
-        {"event": "user", "text": "hello there", "parse_data": {"intent": {"name": "greet"}}},
-        {"event": "action", "name": "utter_greet"},
-        {"event": "bot", "text": "Hi! How can I help?"},
-        {"event": "action", "name": "action_listen"},
-    ]
+    turn = TURN
 
     def run() -> int:
         store = InMemoryTrackerStore(event_broker=make_broker(section))
@@ -100,7 +117,7 @@ def report(name: str, raw: float, broker: float, relay: float) -> None:
     )
 
 
-def bench_rabbitmq(count: int = 3000) -> None:
+def bench_rabbitmq(count: int = 1000) -> None:
     import pika
 
     tag = uuid.uuid4().hex[:8]
@@ -129,6 +146,7 @@ def bench_rabbitmq(count: int = 3000) -> None:
                 "broker": via_broker(broker, bodies),
                 "relay": via_store(section, count),
             },
+            repeats=5,  # latency-bound: one confirm round trip per message, noisy
         )
     finally:
         broker.close()
@@ -238,6 +256,7 @@ def bench_sql(name: str, url: str, count: int = 20000) -> None:
 
 
 def main() -> None:
+    print(f"in-memory store appends alone (no broker): {store_alone():,.0f} events/s")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         bench_file(directory)
