@@ -292,3 +292,13 @@ def test_delete_removes_events_meta_and_pending_outbox_entries(
             assert raw[mongo_collection + suffix].count_documents({field: gone}) == 0
             assert raw[mongo_collection + suffix].count_documents({field: kept}) == 1
         store.stop_relay(drain_timeout=0)
+
+
+def test_bounds_past_64_bits_mean_the_same_as_at_the_limit(store: MongoTrackerStore) -> None:
+    sid = new_id()
+    store.append(sid, turn(0))
+    assert store.read(sid, after=2**64) == []
+    assert len(store.read(sid, after=-(2**70))) == 4
+    assert list(store.query(EventQuery(sender_id=sid, after_position=2**64))) == []
+    assert len(list(store.query(EventQuery(sender_id=sid, limit=2**64)))) == 4
+    assert len(store.outbox_pending(2**64)) == 0  # no broker: nothing recorded

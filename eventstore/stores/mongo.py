@@ -250,7 +250,7 @@ class MongoTrackerStore(TrackerStore):
             yield
         except errors.DuplicateKeyError as exc:
             raise ConcurrencyError(sender_id or "?", expected, None) from exc
-        except (errors.InvalidDocument, UnicodeEncodeError) as exc:  # e.g. a query argument
+        except (errors.InvalidDocument, UnicodeEncodeError, OverflowError) as exc:  # arguments
             raise EventValidationError(f"MongoDB cannot encode the request: {exc}") from exc
         except errors.BulkWriteError as exc:
             codes = {e.get("code") for e in exc.details.get("writeErrors", ())}
@@ -536,7 +536,7 @@ class MongoTrackerStore(TrackerStore):
         self._ensure_ready()
         with self._errors(sender_id):
             cursor = self._events.find(
-                {"sender_id": sender_id, "seq": {"$gt": after}},
+                {"sender_id": sender_id, "seq": {"$gt": _int64(after)}},
                 {"_id": 0, "data": 1, "data_json": 1},
             ).sort("seq", 1)
             return [self._data(doc) for doc in cursor]
@@ -593,12 +593,12 @@ class MongoTrackerStore(TrackerStore):
         if stamp:
             filters["timestamp"] = stamp
         if query.after_position is not None:
-            filters["position"] = {"$gt": query.after_position}
+            filters["position"] = {"$gt": _int64(query.after_position)}
         order = "seq" if query.sender_id is not None else "position"
         # a filter without a matching index sorts on the server: let a big sort spill to disk
         cursor = self._events.find(filters, {"_id": 0}, allow_disk_use=True).sort(order, 1)
         if query.limit is not None:
-            cursor = cursor.limit(query.limit)
+            cursor = cursor.limit(_int64(query.limit))
         return self._stream(cursor, self._stored)
 
     def _stream(self, cursor: Any, convert: Callable[[dict[str, Any]], T]) -> Iterator[T]:
@@ -613,7 +613,7 @@ class MongoTrackerStore(TrackerStore):
         if limit <= 0:
             return []
         with self._errors():
-            cursor = self._outbox.find({}).sort("_id", 1).limit(limit)
+            cursor = self._outbox.find({}).sort("_id", 1).limit(_int64(limit))
             return [StoredEvent(d["sender_id"], d["seq"], self._data(d), d["_id"]) for d in cursor]
 
     def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
@@ -657,6 +657,11 @@ def _last_session_start(events: list[dict[str, Any]]) -> int:
         if events[offset - 1].get("event") == _SESSION_STARTED:
             return offset
     return 0
+
+
+def _int64(number: int) -> int:
+    """``number`` clamped to BSON's 64-bit range (a bound past it means the same there)."""
+    return max(_INT64[0], min(int(number), _INT64[1]))
 
 
 def _utf8(text: str) -> bool:
