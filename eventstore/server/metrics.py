@@ -1,8 +1,8 @@
 """Prometheus metrics of one app, and the ASGI middleware that times every request.
 
 The middleware also enforces the body limit (413 before the route parses anything) and
-names the answering worker process in ``X-Eventstore-Worker``. With ``--workers N``
-each worker keeps its own counters (no multiprocess aggregation).
+names the answering worker process in ``X-Eventstore-Worker``. With ``--workers N`` the
+workers share their values through prometheus-client's multiprocess mode.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventstore.server.errors import ApiError, error_body
 
+#: prometheus-client's switch to multiprocess mode (one value file per worker process).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -68,7 +70,18 @@ class Metrics:
         self.events.inc(events)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
+        """The Prometheus text exposition of every metric.
+
+        Under ``--workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set before the workers started)
+        the values of every worker are read from that directory and summed, so any worker
+        answers for all of them.
+        """
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

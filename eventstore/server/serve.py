@@ -12,8 +12,10 @@ import copy
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from typing import Any
 from eventstore.config import secret_value
 from eventstore.errors import ConfigError
 from eventstore.server.config import SETTINGS_ENV, ServerSettings
+from eventstore.server.metrics import MULTIPROC_ENV
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
@@ -198,6 +201,10 @@ def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
     from uvicorn.supervisors import Multiprocess
 
     os.environ[SETTINGS_ENV] = settings.to_env()
+    metrics_dir = None
+    if not os.environ.get(MULTIPROC_ENV):  # workers sum their metrics through this directory
+        metrics_dir = tempfile.mkdtemp(prefix="eventstore-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
     config = uvicorn.Config(
         "eventstore.server.app:app_from_env", factory=True, workers=settings.workers, **common
     )
@@ -206,3 +213,6 @@ def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
     finally:
         sock.close()
         os.environ.pop(SETTINGS_ENV, None)
+        if metrics_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)

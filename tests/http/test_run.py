@@ -185,4 +185,9 @@ def test_two_workers_share_one_postgresql_store(
             break
     assert len(writers | readers) == 2, "only one worker ever answered"
     assert crossed >= 3
+    # Metrics add up across the workers, whichever one answers the scrape.
+    posts = 1 + i + 1
+    for _ in range(4):
+        text = httpx.get(f"{run.url}/metrics").text
+        assert f'eventstore_appends_total{{operation="append"}} {float(posts)}' in text, text
     assert run.stop() == 0
