@@ -313,3 +313,15 @@ def test_oracle_migration_sql_has_the_sequences_and_wide_types() -> None:
     assert "ROW_NUMBER() OVER (PARTITION BY sender_id ORDER BY id)" in sql
     assert "CREATE UNIQUE INDEX ix_events_sender_id_seq ON events (sender_id, seq)" in sql
     assert f"version_num='{HEAD_REVISION}'" in sql
+
+
+def test_a_database_from_a_newer_eventstore_is_refused(fresh_database: FreshDatabase) -> None:
+    url = fresh_database("sqlite")
+    SQLTrackerStore.from_url(url).close()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    with pytest.raises(SchemaError) as info:
+        SQLTrackerStore.from_url(url)
+    assert "0099" in str(info.value) and "upgrade eventstore" in str(info.value)

@@ -262,3 +262,39 @@ def test_oracle_compiles_the_read_statements() -> None:
     assert "events.intent_name = :intent_name_1" in sql
     assert "events.id > :id_1" in sql and "ORDER BY events.id" in sql
     assert "FETCH FIRST __[POSTCOMPILE_param_1] ROWS ONLY" in sql
+
+
+def test_appends_racing_replaces_and_deletes_leave_no_gap(store: SQLTrackerStore) -> None:
+    """Writers of one conversation are serialised: an append that read the version just
+    before a replace or delete committed must not land after a gap."""
+    sid = new_id()
+    store.append(sid, [action(f"first-{i}") for i in range(20)])
+    errors: list[BaseException] = []
+
+    def appender(n: int) -> None:
+        try:
+            for i in range(15):
+                store.append(sid, [action(f"a{n}-{i}")])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def rewriter() -> None:
+        try:
+            for i in range(6):
+                if i % 3 == 2:
+                    store.delete(sid)
+                else:
+                    store.replace(sid, [action(f"r{i}-{k}") for k in range(3)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=appender, args=(n,)) for n in range(4)]
+    threads.append(threading.Thread(target=rewriter))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    stored = [e.seq for e in store.query(EventQuery(sender_id=sid))]
+    assert stored == list(range(1, len(stored) + 1))
+    assert store.version(sid) == len(stored) == len(store.read(sid))
