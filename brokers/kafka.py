@@ -1,8 +1,10 @@
 """Kafka broker via kafka-python (Rasa's ``type: kafka``).
 
 Features: ``acks=all`` with the idempotent producer (no duplicates or reordering from
-the producer's own retries); ``partition_by_sender`` keys each message by its sender id,
-so one conversation stays in one partition, in order; header ``RASA_ENVIRONMENT``
+the producer's own retries); one conversation always goes to one partition, so its events
+stay in order: ``partition_by_sender`` keys each record by its sender id (Kafka's
+partitioner then picks the partition), and without it records carry no key, as in Rasa,
+and the partition is chosen from a CRC32 of the sender id; header ``RASA_ENVIRONMENT``
 (``$RASA_ENVIRONMENT`` or ``RASA_ENVIRONMENT_NOT_SET``, as Rasa). ``publish`` only
 queues the message (blocking at most ``max_block_ms`` when the broker is unknown);
 ``flush`` waits for the broker's acknowledgements and names what failed. After a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, ClassVar, Literal
@@ -151,19 +154,30 @@ class KafkaEventBroker(EventBroker):
                 producer = self._ensure_producer()
                 send, pending = producer.send, self._futures
                 with self._translate("sending"):
+                    partitions = None if by_sender else self._partitions(producer)
                     for message in messages:
-                        key = str(message["sender_id"]).encode("utf-8") if by_sender else None
+                        sender = str(message["sender_id"]).encode("utf-8")
                         pending.append(
                             send(
                                 self.topic,
                                 value=encode_message(message),
-                                key=key,
+                                key=sender if by_sender else None,
+                                partition=None
+                                if partitions is None
+                                else partitions[zlib.crc32(sender) % len(partitions)],
                                 headers=self._headers,
                             )
                         )
             except BrokerError as exc:
                 confirmed = self._settle(timeout=2.0)
                 raise PublishError(str(exc), confirmed=confirmed) from exc
+
+    def _partitions(self, producer: Any) -> list[int]:
+        """The topic's partitions (waits up to ``max_block_ms`` for metadata; may create it)."""
+        partitions = producer.partitions_for(self.topic)
+        if not partitions:
+            raise BrokerUnavailable(f"Kafka topic {self.topic!r} has no partitions available")
+        return sorted(partitions)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait for the broker to acknowledge everything sent; raise naming the first failure."""

@@ -83,3 +83,50 @@ def test_once_fails_with_an_error_line_when_the_broker_stays_down(
     assert main(["relay", "--endpoints", path, "--once", "--timeout", "0.3"]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: SQL broker: connecting failed") and "unreachable" in last
+
+
+def test_long_running_relay_publishes_what_other_processes_store_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from brokers.testing import wait_until
+    from tests.test_relay_crash import CLI, ROOT
+
+    database, log = tmp_path / "s.db", tmp_path / "events.log"
+    SQLTrackerStore.from_url(f"sqlite:///{database}").close()  # the schema exists
+    path = endpoints_file(
+        tmp_path, {"type": "sql", "db": str(database)}, {"type": "file", "path": str(log)}
+    )
+    relay = subprocess.Popen(
+        [sys.executable, "-c", CLI, "relay", "--endpoints", path, "--poll-interval", "0.1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # this process stores with a broker attached but never publishes: the relay must
+        writer = SQLTrackerStore.from_url(
+            f"sqlite:///{database}", event_broker=FailingAfter(log, accept=0, failures=10**6)
+        )
+        senders = [new_id() for _ in range(3)]
+        for round_ in range(3):
+            for sender in senders:
+                writer.append(sender, turn(round_))
+        writer.stop_relay(drain_timeout=0)
+        wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 36, 30)
+        relay.send_signal(signal.SIGTERM)
+        out, err = relay.communicate(timeout=30)
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
+    assert relay.returncode == 0, err[-2000:]
+    assert "published 36 events; outbox empty" in out
+    expected = [e.as_message() for s in senders for e in writer.query(EventQuery(sender_id=s))]
+    writer.close()
+    received = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert_delivered_once_in_order(received, expected)

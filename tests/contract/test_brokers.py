@@ -18,7 +18,14 @@ from brokers.file import FileEventBroker
 from brokers.kafka import KafkaEventBroker
 from brokers.rabbitmq import PikaEventBroker
 from brokers.sql import SQLEventBroker
-from brokers.testing import ARRIVAL_TIMEOUT, Consumer, EventBrokerContract
+from brokers.testing import (
+    ARRIVAL_TIMEOUT,
+    Consumer,
+    EventBrokerContract,
+    assert_delivered_once_in_order,
+    new_sender,
+    stored_events,
+)
 from eventstore.stores.base import StoredEvent
 from tests.servers.rabbitmq import RabbitTopology
 
@@ -210,7 +217,8 @@ class KafkaTopicConsumer:
             heartbeat_interval_ms=1000,
         )
         partitions = self.consumer.partitions_for_topic(topic) or {0}
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.partitions = sorted(partitions)
+        assigned = [TopicPartition(topic, p) for p in self.partitions]
         self.consumer.assign(assigned)
         self.consumer.seek_to_beginning(*assigned)
         self.records: list[Any] = []
@@ -264,3 +272,23 @@ class TestKafkaBroker(EventBrokerContract):
         record = consume.records[-1]
         assert record.key == b"alice"
         assert ("RASA_ENVIRONMENT", b"RASA_ENVIRONMENT_NOT_SET") in list(record.headers)
+
+    def test_rasa_defaults_publish_to_an_auto_created_topic(self, kafka_bootstrap: str) -> None:
+        """Rasa's defaults (no key) on a topic Kafka creates with several partitions: a
+        conversation still lands in one partition, so it is read in order."""
+        topic = f"es-auto-{uuid.uuid4().hex[:8]}"
+        broker = create_broker({"type": "kafka", "url": kafka_bootstrap, "topic": topic})
+        assert broker is not None
+        expected = [e.as_message() for e in stored_events([new_sender()], 10)]
+        broker.publish_many(expected)
+        broker.flush(10)
+        broker.close()
+        consumer = KafkaTopicConsumer(kafka_bootstrap, topic)
+        try:
+            received = consumer(10)
+        finally:
+            consumer.close()
+        assert_delivered_once_in_order(received, expected)
+        assert all(record.key is None for record in consumer.records)
+        assert len({record.partition for record in consumer.records}) == 1
+        assert len(consumer.partitions) > 1  # the test means something only then
