@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -118,4 +117,4 @@ def build_store(settings: ServerSettings) -> TrackerStore:
     return create_from_endpoints(load_endpoints(settings.endpoints))
 
 
-__all__: list[Any] = ["app_from_env", "build_store", "create_app"]
+__all__ = ["app_from_env", "build_store", "create_app"]

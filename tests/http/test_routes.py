@@ -388,3 +388,36 @@ def test_if_none_match_gives_304_until_the_log_moves(
     assert unchanged.status_code == 304
     assert unchanged.headers["etag"] == moved.headers["etag"]
     assert unchanged.content == b""
+
+
+def test_events_of_a_store_without_positions_page_by_offset() -> None:
+    """A store without global positions (like a custom one) pages by offset and refuses
+    ``after``, which needs positions."""
+    from eventstore.server import ServerSettings
+    from eventstore.stores.memory import InMemoryTrackerStore
+
+    class PositionlessStore(InMemoryTrackerStore):
+        has_positions = False
+
+    server = LiveServer(PositionlessStore(), ServerSettings())
+    try:
+        cid = new_id("nopos")
+        server.store.append(cid, session_start() + turn(1))
+        with server.client() as client:
+            seqs: list[int] = []
+            cursor = None
+            for _ in range(10):
+                params: dict[str, Any] = {"sender_id": cid, "limit": 3}
+                if cursor:
+                    params["cursor"] = cursor
+                body = client.get("/events", params=params).json()
+                seqs.extend(e["seq"] for e in body["events"])
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    break
+            assert seqs == list(range(1, 8))
+            refused = client.get("/events", params={"after": 3})
+            assert refused.status_code == 400
+            assert refused.json()["details"]["field"] == "after"
+    finally:
+        server.stop()
