@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from eventstore.errors import BackendUnavailable, BrokerUnavailable, ConfigError
 from eventstore.factory import create_tracker_store
 from eventstore.stores.base import EventQuery
 from eventstore.stores.dynamo import DynamoConfig, DynamoTrackerStore
+from eventstore.stores.memory import InMemoryTrackerStore
 from eventstore.testing import action, new_id, turn, user
 from tests.servers.dynamo import DynamoServer, unique_table
 
@@ -169,6 +171,30 @@ def test_time_filters_compare_exact_timestamps(store: DynamoTrackerStore) -> Non
     assert [e.timestamp for e in hit] == [stamps[1]]
     after = list(store.query(EventQuery(sender_id=sid, since=stamps[1])))
     assert [e.seq for e in after] == [2, 3]
+
+
+def test_odd_time_bounds_and_ids_filter_like_the_in_memory_store(
+    store: DynamoTrackerStore,
+) -> None:
+    sid = new_id()
+    store.append(sid, [action("a", ts=100.0), action("b", ts=200.0)])
+    memory = InMemoryTrackerStore()
+    memory.append(sid, store.read(sid))
+    cases = [
+        EventQuery(sender_id=sid, since=math.nan),
+        EventQuery(sender_id=sid, until=math.nan),
+        EventQuery(sender_id=sid, since=-math.inf, until=math.inf),
+        EventQuery(sender_id=sid, since=math.inf),
+        EventQuery(sender_id=sid, until=-math.inf),
+        EventQuery(sender_id=sid, since=-1e300, until=1e300),
+        EventQuery(sender_id=sid, since=1e300),
+        EventQuery(sender_id=sid, since=1e-300),
+        EventQuery(sender_id=""),
+        EventQuery(sender_id="x" * 3000),
+    ]
+    for case in cases:
+        assert [e.seq for e in store.query(case)] == [e.seq for e in memory.query(case)], case
+    assert store.version("") == 0 and store.read("") == [] and store.delete("") == 0
 
 
 # -- query, keys, delete -----------------------------------------------------------------

@@ -177,6 +177,8 @@ class DynamoTrackerStore(TrackerStore):
     def _meta(self, sender_id: str) -> dict[str, Any]:
         """The conversation's meta item (strongly consistent), ``{}`` when it has none."""
         self.ensure_table()
+        if not layout.storable_key(sender_id):  # e.g. "": no such conversation can exist
+            return {}
         with layout.translated("reading a conversation"):
             response = self._client.get_item(
                 TableName=self.table,
@@ -574,7 +576,7 @@ class DynamoTrackerStore(TrackerStore):
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
         if query.after_position is not None:  # no positions here: nothing is after one
             return
-        if query.limit is not None and query.limit <= 0:
+        if (query.limit is not None and query.limit <= 0) or layout.matches_nothing(query):
             return
         if query.sender_id is not None:
             meta = self._meta(query.sender_id)

@@ -186,18 +186,35 @@ def add_filters(params: dict[str, Any], query: EventQuery) -> None:
         if value is not None:
             terms.append(f"{attribute} = :{attribute}")
             values[f":{attribute}"] = {"S": value}
-    if query.since is not None:
-        terms.append("#ts >= :since")
-        values[":since"] = {"N": number_text(float(query.since))}
-    if query.until is not None:
-        terms.append("#ts <= :until")
-        values[":until"] = {"N": number_text(float(query.until))}
-    if query.since is not None or query.until is not None:
+    for name, bound, operator in (("since", query.since, ">="), ("until", query.until, "<=")):
+        if bound is None or math.isnan(bound) or math.isinf(bound):
+            continue  # NaN excludes nothing (as in EventQuery.matches); see matches_nothing
+        terms.append(f"#ts {operator} :{name}")
+        values[f":{name}"] = {"N": number_text(_clamped(float(bound)))}
         names["#ts"] = "timestamp"
     if terms:
         params["FilterExpression"] = " AND ".join(terms)
     if not names:
         params.pop("ExpressionAttributeNames")
+
+
+def matches_nothing(query: EventQuery) -> bool:
+    """Whether ``query``'s time window is empty on its face (since +inf, until -inf)."""
+    return (query.since is not None and query.since == math.inf) or (
+        query.until is not None and query.until == -math.inf
+    )
+
+
+def _clamped(value: float) -> float:
+    """``value`` moved into DynamoDB's Number range (stored timestamps lie within it)."""
+    if abs(value) >= 1e125:
+        return math.copysign(1e125, value)
+    return value if abs(value) > 1e-129 else 0.0
+
+
+def storable_key(sender_id: str) -> bool:
+    """Whether DynamoDB takes ``sender_id`` as a partition key (1 to 2,048 bytes)."""
+    return 0 < len(sender_id.encode("utf-8", "surrogatepass")) <= 2048
 
 
 def key(sender_id: str, seq: int) -> dict[str, Any]:
