@@ -170,10 +170,10 @@ class OutboxRelay:
         """Publish everything pending now, retrying with backoff until ``timeout``.
 
         Returns the number of events published; raises the last ``BrokerError`` if the
-        outbox could not be emptied in time (None: a single pass, no retry).
+        outbox could not be emptied in time (``timeout=None``: no retry at all).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        total = 0
+        start = self.published  # counts batches the broker confirmed only in part, too
         backoff = self.min_backoff
         while True:
             try:
@@ -186,9 +186,8 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             self._recovered()
-            total += done
             if done == 0 or (done < self.batch_size and not self.outbox.outbox_pending(1)):
-                return total
+                return self.published - start
 
     # -- the background thread ------------------------------------------------------------
     def start(self) -> OutboxRelay:

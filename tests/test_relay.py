@@ -121,6 +121,21 @@ def test_partial_failure_acks_only_what_the_broker_confirmed(tmp_path: Path) -> 
     assert_delivered_once_in_order(read_lines(path), stored_messages(store, [sender]))
 
 
+def test_drain_counts_events_of_partly_confirmed_batches(tmp_path: Path, sqlite_url: str) -> None:
+    path = tmp_path / "events.log"
+    writer = SQLTrackerStore.from_url(
+        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    )
+    sender = new_id()
+    writer.append(sender, turn(1) + turn(2) + turn(3))
+    writer.stop_relay(drain_timeout=0)
+    relay = OutboxRelay(writer, FailingAfter(path, accept=5, failures=2), min_backoff=0.01)
+    assert relay.drain(timeout=10) == 12
+    assert relay.failures == 2
+    assert_delivered_once_in_order(read_lines(path), stored_messages(writer, [sender]))
+    writer.close()
+
+
 def test_drain_publishes_another_process_outbox_once(tmp_path: Path, sqlite_url: str) -> None:
     """What ``eventstore relay --once`` does: a store opened without a broker, drained."""
     path = tmp_path / "events.log"
