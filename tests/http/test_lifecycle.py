@@ -11,13 +11,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from brokers.file import FileEventBroker
 from eventstore.factory import create_tracker_store
 from eventstore.server import ServerSettings
 from eventstore.testing import new_id, session_start, turn, user
-from tests.http.conftest import LiveServer
-from tests.http.test_run import Running
+from tests.http.conftest import LiveServer, Running
 from tests.proxy import TcpProxy
 
 
@@ -68,7 +68,9 @@ def test_broker_not_ready_makes_health_503(
         server.stop()
 
 
-def test_sigterm_under_load_keeps_every_acknowledged_event(tmp_path: Path) -> None:
+def test_sigterm_under_load_keeps_every_acknowledged_event(
+    tmp_path: Path, running: list[Running]
+) -> None:
     db = tmp_path / "events.db"
     log = tmp_path / "broker.jsonl"
     endpoints = tmp_path / "endpoints.yml"
@@ -77,6 +79,7 @@ def test_sigterm_under_load_keeps_every_acknowledged_event(tmp_path: Path) -> No
         f"event_broker:\n  type: file\n  path: {log}\n"
     )
     run = Running("--endpoints", str(endpoints))
+    running.append(run)
     acknowledged: dict[str, int] = {}
     #: Events of the one request per writer that got no answer (cut by the shutdown).
     unanswered: dict[str, int] = {}
@@ -110,7 +113,12 @@ def test_sigterm_under_load_keeps_every_acknowledged_event(tmp_path: Path) -> No
     for thread in threads:
         thread.start()
     started.wait()
-    while sum(acknowledged.values()) < 100:
+    deadline = time.monotonic() + 60
+    while sum(acknowledged.values()) < 100:  # stop while the writers are busy
+        assert not failures, failures
+        if time.monotonic() > deadline:
+            run.stop()
+            pytest.fail(f"the writers stored too little in 60 s:\n{run.output}")
         time.sleep(0.01)
     assert run.stop() == 0
     for thread in threads:

@@ -3,94 +3,13 @@ graceful shutdown, and two worker processes sharing one PostgreSQL store."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from eventstore.testing import new_id, session_start, user
-
-EVENTSTORE = [sys.executable, "-c", "from eventstore.cli import entrypoint; entrypoint()"]
-
-
-class Running:
-    """A running ``eventstore run``; its output is collected in a thread."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*EVENTSTORE, "run", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.url = self._wait_for_url()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                match = re.search(r"listening on (http://\S+)", line)
-                if match:
-                    return self._wait_ready(match.group(1))
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                pytest.fail(f"eventstore run exited early:\n{self.output}")
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"eventstore run did not start:\n{self.output}")
-
-    def _wait_ready(self, url: str) -> str:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"eventstore run never became healthy:\n{self.output}")
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self) -> int:
-        """SIGTERM, then wait: the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(10)
-        self._reader.join(5)
-        return code
-
-
-@pytest.fixture
-def running() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for run in started:
-        run.stop()
+from tests.http.conftest import EVENTSTORE, Running
 
 
 def test_default_run_warns_masks_the_token_and_shuts_down_cleanly(
