@@ -96,8 +96,12 @@ class SQLTrackerStore(TrackerStore):
         self.engine: Engine = self.db.engine
         #: Serialises every operation on an in-memory SQLite database (one shared connection).
         self._serial: threading.RLock | None = threading.RLock() if self.db.memory else None
-        with self.db.translate("preparing the schema"):
-            ensure_schema(self.engine, self.db.where)
+        try:
+            with self.db.translate("preparing the schema"):
+                ensure_schema(self.engine, self.db.where)
+        except BaseException:
+            self.db.dispose()
+            raise
         if self.engine.dialect.name in ("mysql", "mariadb"):
             # MariaDB >= 10.3 has sequences, and SQLAlchemy would then use the Oracle-only
             # optional ``events_seq``; ids come from AUTO_INCREMENT, as in Rasa's table.
