@@ -147,3 +147,52 @@ def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpPr
     finally:
         consumer.close()
     check_delivery(store, senders, received, relay.failures)
+
+
+def test_the_proxy_forwards_cuts_blackholes_and_restores() -> None:
+    """The helper the outage tests rely on, against a tiny echo server."""
+    import socket
+    import socketserver
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(1024):
+                self.request.sendall(data)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    def echo(sock: socket.socket) -> bytes:
+        """What comes back for b"ping": b"" when the link is closed or reset."""
+        try:
+            sock.sendall(b"ping")
+            return sock.recv(16)
+        except (ConnectionError, BrokenPipeError):
+            return b""
+
+    with Server(("127.0.0.1", 0), Echo) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        with TcpProxy("127.0.0.1", server.server_address[1]) as proxy:
+
+            def connect() -> socket.socket:
+                return socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+
+            with connect() as sock:
+                assert echo(sock) == b"ping"
+            open_link = connect()
+            assert echo(open_link) == b"ping"
+            proxy.cut()
+            assert echo(open_link) == b""  # the open link is closed ...
+            open_link.close()
+            with connect() as sock:
+                assert echo(sock) == b""  # ... and new ones are dropped at once
+            proxy.blackhole()
+            with connect() as sock, pytest.raises(TimeoutError):
+                sock.settimeout(0.3)
+                echo(sock)  # accepted, but nothing ever comes back
+            proxy.restore()
+            with connect() as sock:
+                assert echo(sock) == b"ping"
+            assert proxy.connections == 3
+        server.shutdown()
