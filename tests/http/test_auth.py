@@ -107,7 +107,7 @@ def test_jwt_user_only_reaches_their_own_conversation(
         assert own.status_code == 200
         assert client.get(f"/conversations/{me}/tracker").status_code == 200
         assert client.get("/events", params={"sender_id": me}).status_code == 200
-        for method, path, body in [
+        refused: list[tuple[str, str, Any]] = [
             ("GET", f"/conversations/{other}/tracker", None),
             ("POST", f"/conversations/{other}/tracker/events", user("intrude")),
             ("PUT", f"/conversations/{other}/tracker/events", []),
@@ -115,7 +115,8 @@ def test_jwt_user_only_reaches_their_own_conversation(
             ("GET", "/conversations", None),
             ("GET", "/events", None),
             ("GET", "/metrics", None),
-        ]:
+        ]
+        for method, path, body in refused:
             response = client.request(method, path, json=body)
             assert response.status_code == 403, (method, path)
             assert response.json()["reason"] == "NotAuthorized"

@@ -32,7 +32,7 @@ def http(limited: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def assert_failure(response: httpx.Response, status: int, field: str, text: str) -> None:
+def assert_failure(response: httpx.Response, status: int, field: str | None, text: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["status"] == "failure"
@@ -47,7 +47,7 @@ def events_path(cid: str) -> str:
     return f"/conversations/{cid}/tracker/events"
 
 
-CASES: list[tuple[str, dict[str, Any], int, str, str]] = [
+CASES: list[tuple[str, dict[str, Any], int, str | None, str]] = [
     (
         "unknown-event-type",
         {"json": [user("fine"), {"event": "telepathy"}]},
@@ -157,7 +157,7 @@ def test_bad_write_is_refused_and_stores_nothing(
     method: str,
     request_kwargs: dict[str, Any],
     status: int,
-    field: str,
+    field: str | None,
     text: str,
 ) -> None:
     existing, fresh = new_id("bad"), new_id("bad-new")

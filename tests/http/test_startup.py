@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import SecretStr
+
 from eventstore.server import ServerSettings
 from eventstore.server.serve import RedactTokens, describe_section, redact
 
@@ -44,7 +46,9 @@ def test_access_log_records_lose_their_token() -> None:
 
 
 def test_settings_never_show_secrets() -> None:
-    settings = ServerSettings(auth_token="tok-secret", jwt_secret="jwt-secret")
+    settings = ServerSettings(
+        auth_token=SecretStr("tok-secret"), jwt_secret=SecretStr("jwt-secret")
+    )
     assert "tok-secret" not in repr(settings)
     assert "jwt-secret" not in str(settings.model_dump())
     # Only the hand-over to worker processes carries them.
@@ -60,11 +64,11 @@ def test_startup_warns_about_open_ports_and_short_jwt_secrets() -> None:
     assert "listening on http://0.0.0.0:5005" in open_lines
     assert "without --auth-token or --jwt-secret" in open_lines
     assert "history is lost on restart" in open_lines
-    short = ServerSettings(host="0.0.0.0", jwt_secret="too-short")
+    short = ServerSettings(host="0.0.0.0", jwt_secret=SecretStr("too-short"))
     short_lines = "\n".join(startup_lines(short, store, 5005))
     assert "the JWT secret is 9 bytes" in short_lines
     assert "too-short" not in short_lines
     assert "without --auth-token" not in short_lines
-    quiet = "\n".join(startup_lines(ServerSettings(auth_token="t" * 40), store, 5005))
+    quiet = "\n".join(startup_lines(ServerSettings(auth_token=SecretStr("t" * 40)), store, 5005))
     assert "WARNING: listening" not in quiet
     assert "auth: token" in quiet
