@@ -188,3 +188,21 @@ def test_unreachable_kafka_fails_fast_as_a_broker_error() -> None:
         broker.flush(5)
     assert broker.is_ready() is False
     broker.close()
+
+
+def test_sql_broker_table_on_oracle_and_mysql() -> None:
+    """Oracle cannot run here: the DDL and INSERT are compiled for it instead."""
+    from sqlalchemy.dialects import mysql, oracle
+    from sqlalchemy.schema import CreateSequence, CreateTable
+
+    table = SQLEventBroker("sqlite://").table
+    insert = str(table.insert().values(sender_id="a", data="{}").compile(dialect=oracle.dialect()))
+    assert "event_broker_events_seq.nextval" in insert
+    sequence = table.c.id.default
+    assert isinstance(sequence, sa.Sequence)
+    assert "CREATE SEQUENCE event_broker_events_seq" in str(
+        CreateSequence(sequence).compile(dialect=oracle.dialect())
+    )
+    assert "CLOB" in str(CreateTable(table).compile(dialect=oracle.dialect()))
+    ddl = str(CreateTable(table).compile(dialect=mysql.dialect()))
+    assert "LONGTEXT" in ddl and "AUTO_INCREMENT" in ddl

@@ -292,3 +292,9 @@ class TestKafkaBroker(EventBrokerContract):
         assert all(record.key is None for record in consumer.records)
         assert len({record.partition for record in consumer.records}) == 1
         assert len(consumer.partitions) > 1  # the test means something only then
+
+
+class TestMariaDBBroker(_SQLBrokerContract):
+    @pytest.fixture
+    def database_url(self, mysql_url: str) -> str:
+        return mysql_url
