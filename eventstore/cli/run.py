@@ -41,10 +41,9 @@ def run(
     access_log: Annotated[bool, typer.Option(help="Log every request (tokens masked).")] = True,
 ) -> None:
     """Serve conversations over HTTP (Rasa-compatible API; OpenAPI docs at /docs)."""
-    from eventstore.drivers import require
+    from eventstore.server import require_server_extra
 
-    require("fastapi", "server")
-    require("uvicorn", "server")
+    require_server_extra()
     from eventstore.server.serve import serve
 
     settings = parse_config(

@@ -16,16 +16,21 @@ if TYPE_CHECKING:
     from eventstore.server.app import create_app
 
 
+def require_server_extra() -> None:
+    """Raise ``MissingDependencyError`` (install ``eventstore[server]``) if a part is missing."""
+    from eventstore.drivers import require
+
+    for module in ("fastapi", "uvicorn", "prometheus_client", "jwt"):
+        require(module, "server")
+
+
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from eventstore.drivers import require
-
-        require("fastapi", "server")
-        require("uvicorn", "server")
+        require_server_extra()
         from eventstore.server.app import create_app
 
         return create_app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "create_app", "require_server_extra"]

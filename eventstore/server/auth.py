@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Request
 
 from eventstore.config import secret_value
+from eventstore.drivers import require
 from eventstore.server.config import ServerSettings
 from eventstore.server.errors import ApiError
 
@@ -48,7 +49,7 @@ def _same(supplied: str, expected: str) -> bool:
 
 
 def _decode_jwt(token: str, settings: ServerSettings) -> Principal:
-    import jwt
+    jwt = require("jwt", "server")
 
     secret = secret_value(settings.jwt_secret) or ""
     try:
