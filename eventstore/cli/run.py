@@ -23,14 +23,24 @@ def run(
     auth_token: Annotated[
         str | None,
         typer.Option(
-            help="Token required as ?token= or 'Authorization: Bearer'.", show_default=False
+            help="Token required as ?token= or 'Authorization: Bearer'.",
+            envvar="EVENTSTORE_AUTH_TOKEN",
+            show_default=False,
+            show_envvar=True,
         ),
     ] = None,
     jwt_secret: Annotated[
         str | None,
-        typer.Option(help="Secret of JWTs sent as 'Authorization: Bearer'.", show_default=False),
+        typer.Option(
+            help="Secret of JWTs sent as 'Authorization: Bearer'.",
+            envvar="EVENTSTORE_JWT_SECRET",
+            show_default=False,
+            show_envvar=True,
+        ),
     ] = None,
-    jwt_method: Annotated[str, typer.Option(help="JWT algorithm.")] = "HS256",
+    jwt_method: Annotated[
+        str, typer.Option(help="JWT algorithm: HS256, HS384 or HS512.")
+    ] = "HS256",
     workers: Annotated[int, typer.Option(help="Worker processes (needs a shared store).")] = 1,
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest accepted request body, in bytes.")

@@ -16,7 +16,7 @@ def test_default_run_warns_masks_the_token_and_shuts_down_cleanly(
     running: list[Running],
 ) -> None:
     token = "tok-" + new_id("secret")
-    run = Running("--auth-token", token)
+    run = Running(env={"EVENTSTORE_AUTH_TOKEN": token})  # kept out of `ps`
     running.append(run)
     assert "tracker store: InMemoryTrackerStore" in run.output
     assert "history is lost on restart" in run.output
