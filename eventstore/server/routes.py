@@ -12,6 +12,7 @@ import binascii
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from eventstore.errors import ConcurrencyError, EventValidationError
+from eventstore.errors import BackendUnavailable, ConcurrencyError, EventValidationError
 from eventstore.events import validate_sender_id
 from eventstore.server.auth import Principal, require_access, require_auth
 from eventstore.server.errors import ApiError
@@ -172,6 +173,24 @@ def body_events(body: Any) -> list[Any]:
     )
 
 
+@contextmanager
+def stored_but_unread(version: int) -> Iterator[None]:
+    """Say so when the write succeeded and only reading the tracker back failed.
+
+    The answer is still 503, but its message and ``details.stored`` tell the client not to
+    send the same events again (a retry with ``If-Match`` would get 409 anyway).
+    """
+    try:
+        yield
+    except BackendUnavailable as exc:
+        raise ApiError(
+            503,
+            f"the events were stored (version {version}) but reading the tracker back "
+            f"failed: {exc}; do not send them again",
+            {"stored": True, "version": version},
+        ) from exc
+
+
 def starts_session(events: list[Any]) -> bool:
     """Whether the events begin with ``action_session_start`` followed by ``session_started``."""
     return (
@@ -243,6 +262,7 @@ def append_events(
     events = body_events(body)
     expected = write.expected_version
     stored = 0
+    version = 0
     for attempt in range(SESSION_START_RETRIES):
         prefix: list[dict[str, Any]] = []
         if events and not starts_session(events):
@@ -251,7 +271,7 @@ def append_events(
                 prefix = session_start_events()
         check = expected if expected is not None else (0 if prefix else None)
         try:
-            store.append(conversation_id, prefix + events, expected_version=check)
+            version = store.append(conversation_id, prefix + events, expected_version=check)
         except EventValidationError as exc:
             if prefix and exc.index is not None:  # name the event by its place in the body
                 raise EventValidationError(
@@ -268,7 +288,8 @@ def append_events(
         break
     if stored:
         request.app.state.metrics.count_write("append", stored)
-    tracker = store.retrieve(conversation_id) or Tracker(conversation_id)
+    with stored_but_unread(version):
+        tracker = store.retrieve(conversation_id) or Tracker(conversation_id)
     return tracker_response(tracker, write.verbosity)
 
 
@@ -292,9 +313,10 @@ def replace_events(
     store = store_of(request)
     events = body_events(body)
     expected = write.expected_version
-    store.replace(conversation_id, events, expected_version=expected)
+    version = store.replace(conversation_id, events, expected_version=expected)
     request.app.state.metrics.count_write("replace", len(events))
-    tracker = store.retrieve_full_tracker(conversation_id) or Tracker(conversation_id)
+    with stored_but_unread(version):
+        tracker = store.retrieve_full_tracker(conversation_id) or Tracker(conversation_id)
     return tracker_response(tracker, write.verbosity)
 
 

@@ -138,3 +138,27 @@ def test_sigterm_under_load_keeps_every_acknowledged_event(
     # Every stored event reached the broker before the process exited, each once.
     assert len(published) == stored
     assert len({(m["sender_id"], m["seq"]) for m in published}) == stored
+
+
+def test_a_stored_append_whose_read_back_fails_says_it_was_stored() -> None:
+    """A store that fails right after the append: 503, but the body says the events are
+    stored (and at which version), so the client does not send them twice."""
+    from eventstore.errors import BackendUnavailable
+    from eventstore.stores.memory import InMemoryTrackerStore
+    from eventstore.tracker import Tracker
+
+    class ReadsFailStore(InMemoryTrackerStore):
+        def retrieve(self, sender_id: str) -> Tracker | None:
+            raise BackendUnavailable("the database went away")
+
+    server = LiveServer(ReadsFailStore(), ServerSettings())
+    try:
+        cid = new_id("unread")
+        with server.client() as client:
+            response = client.post(f"/conversations/{cid}/tracker/events", json=user("hi"))
+        assert response.status_code == 503
+        assert response.json()["details"] == {"stored": True, "version": 4}
+        assert "do not send them again" in response.json()["message"]
+        assert server.store.version(cid) == 4
+    finally:
+        server.stop()
