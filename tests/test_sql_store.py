@@ -260,8 +260,8 @@ def test_oracle_compiles_the_read_statements() -> None:
     query = query_statement(EventQuery(intent="greet", since=1.0, after_position=7, limit=10))
     sql = str(query.compile(dialect=dialect))
     assert "events.intent_name = :intent_name_1" in sql
-    assert "events.id > :id_1" in sql and "ORDER BY events.id" in sql
-    assert "FETCH FIRST __[POSTCOMPILE_param_1] ROWS ONLY" in sql
+    assert "events.id > :param_1" in sql and "ORDER BY events.id" in sql
+    assert "FETCH FIRST __[POSTCOMPILE_param_2] ROWS ONLY" in sql
 
 
 def test_appends_racing_replaces_and_deletes_leave_no_gap(store: SQLTrackerStore) -> None:
@@ -298,3 +298,28 @@ def test_appends_racing_replaces_and_deletes_leave_no_gap(store: SQLTrackerStore
     stored = [e.seq for e in store.query(EventQuery(sender_id=sid))]
     assert stored == list(range(1, len(stored) + 1))
     assert store.version(sid) == len(stored) == len(store.read(sid))
+
+
+def test_out_of_range_query_bounds_are_answered_not_sent(store: SQLTrackerStore) -> None:
+    """NaN, infinities and integers past 64 bits would make the driver fail."""
+    sid = new_id()
+    store.append(sid, [action("a", ts=100.0), action("b", ts=200.0)])
+
+    def names(**bounds: Any) -> list[str]:
+        return [e.data["name"] for e in store.query(EventQuery(sender_id=sid, **bounds))]
+
+    inf, nan = float("inf"), float("nan")
+    assert names(since=-inf, until=inf) == ["a", "b"]
+    assert names(since=inf) == [] and names(until=-inf) == [] and names(since=nan) == []
+    assert names(until=150.0, limit=2**64) == ["a"]
+    assert names(after_position=2**64) == []
+    assert names(after_position=-(2**70)) == ["a", "b"]
+
+
+def test_a_lone_surrogate_in_a_name_is_refused(store: SQLTrackerStore) -> None:
+    sid = new_id()
+    store.append(sid, [action("ok")])
+    with pytest.raises(EventValidationError) as info:
+        store.append(sid, [action("bad\ud800")])
+    assert info.value.field == "name" and "surrogate" in str(info.value)
+    assert store.version(sid) == 1

@@ -22,6 +22,7 @@ up front (``BEGIN IMMEDIATE``), so concurrent writers queue instead of failing.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -30,9 +31,11 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Select,
     String,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -67,6 +70,7 @@ _MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
 _ORA_UNIQUE = "ORA-00001"
 #: First key of the PostgreSQL advisory locks that serialise writers of one conversation.
 _PG_LOCK_CLASS = 0x65767473
+_MAX_INT64 = 2**63 - 1
 
 
 class _Retry(Exception):
@@ -141,13 +145,8 @@ class SQLTrackerStore(TrackerStore):
         for index, data in enumerate(events_):
             intent, name = intent_name(data), action_name(data)
             for field, value in (("parse_data.intent.name", intent), ("name", name)):
-                if value is not None and (len(value) > MAX_NAME_LENGTH or "\x00" in value):
-                    raise EventValidationError(
-                        f"must be at most {MAX_NAME_LENGTH} characters without NUL "
-                        f"(got {len(value)} characters)",
-                        index=index,
-                        field=field,
-                    )
+                if value is not None:
+                    _check_column_value(value, index, field)
             rows.append(
                 {
                     "type_name": data["event"],
@@ -374,6 +373,22 @@ class SQLTrackerStore(TrackerStore):
         self.db.dispose()
 
 
+def _check_column_value(value: str, index: int, field: str) -> None:
+    """A name stored in a String(255) column: bounded, no NUL, encodable as UTF-8."""
+    problem = None
+    if len(value) > MAX_NAME_LENGTH:
+        problem = f"must be at most {MAX_NAME_LENGTH} characters (got {len(value)})"
+    elif "\x00" in value:
+        problem = "must not contain NUL characters"
+    else:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "is not valid unicode (lone surrogate)"
+    if problem:
+        raise EventValidationError(problem, index=index, field=field)
+
+
 def _is_unique_violation(exc: DBAPIError) -> bool:
     """Whether the driver error is a duplicate key (the (sender_id, seq) index)."""
     if not isinstance(exc, IntegrityError):
@@ -425,13 +440,29 @@ def query_statement(query: EventQuery) -> Select[Any]:
     for column, value in column_filters:
         if value is not None:
             stmt = stmt.where(column == value)
+    # Bounds no column can hold are decided here, not sent to the driver (which would fail
+    # on NaN, infinities or integers past 64 bits).
     if query.since is not None:
-        stmt = stmt.where(events.c.timestamp >= query.since)
+        stmt = _time_bound(stmt, float(query.since), lower=True)
     if query.until is not None:
-        stmt = stmt.where(events.c.timestamp <= query.until)
+        stmt = _time_bound(stmt, float(query.until), lower=False)
     if query.after_position is not None:
-        stmt = stmt.where(events.c.id > query.after_position)
+        after = int(query.after_position)
+        if after >= _MAX_INT64:
+            stmt = stmt.where(false())
+        elif after >= -_MAX_INT64:  # bound as BIGINT: PostgreSQL would cast it to the id's int4
+            stmt = stmt.where(events.c.id > literal(after, BigInteger))
     stmt = stmt.order_by(events.c.seq if query.sender_id is not None else events.c.id)
     if query.limit is not None:
-        stmt = stmt.limit(max(query.limit, 0))
+        stmt = stmt.limit(min(max(int(query.limit), 0), _MAX_INT64))
     return stmt
+
+
+def _time_bound(stmt: Select[Any], bound: float, lower: bool) -> Select[Any]:
+    """``timestamp >= bound`` (``<=`` for an upper bound); NaN and infinities in Python."""
+    if math.isnan(bound):
+        return stmt.where(false())  # nothing compares with NaN
+    if math.isinf(bound):  # since=-inf / until=+inf filter nothing; the others match nothing
+        return stmt if (bound < 0) == lower else stmt.where(false())
+    column = events.c.timestamp
+    return stmt.where(column >= bound if lower else column <= bound)
