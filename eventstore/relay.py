@@ -107,6 +107,8 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         flush_timeout: float = 30.0,
         close_broker: bool = True,
+        shared: bool = False,
+        orphan_after: float | None = None,
     ) -> None:
         self.outbox = outbox
         self.broker = broker
@@ -116,6 +118,11 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout
         self.close_broker = close_broker
+        #: the outbox is shared with other processes (a store's): see ``_publishable``
+        self.shared = shared
+        #: seconds another process's event may wait before this relay publishes it too
+        #: (None: twice the poll interval)
+        self.orphan_after = orphan_after
         #: events confirmed by the broker and acknowledged, since creation
         self.published = 0
         #: failed publishing attempts, since creation
@@ -127,10 +134,23 @@ class OutboxRelay:
         self._lock = threading.Lock()  # one batch at a time: per-conversation order
         self._thread: threading.Thread | None = None
         self._outage_logged = False
+        self._mine: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
+        self._mine_lock = threading.Lock()
+        self._first_seen: dict[tuple[str, int], float] = {}
+        self._window_full = False
 
     _SETTINGS = frozenset(
-        {"batch_size", "poll_interval", "min_backoff", "max_backoff", "flush_timeout"}
+        {
+            "batch_size",
+            "poll_interval",
+            "min_backoff",
+            "max_backoff",
+            "flush_timeout",
+            "orphan_after",
+        }
     )
+    #: appended events remembered as this process's own (oldest forgotten first)
+    MAX_OWN = 100_000
 
     def configure(self, **options: Any) -> None:
         """Change settings of a relay, running or not (``batch_size``, ``poll_interval``...)."""
@@ -141,16 +161,21 @@ class OutboxRelay:
             setattr(self, name, value)
 
     # -- one batch -----------------------------------------------------------------------
-    def run_once(self) -> int:
+    def run_once(self, own_first: bool = False) -> int:
         """Publish, confirm and acknowledge one batch; return how many events it held.
 
-        Raises ``BrokerError`` (after acknowledging what the broker did confirm) if the
-        broker failed.
+        ``own_first`` (the background thread on a shared outbox) skips events another
+        process appended a moment ago: their own relay publishes them. Raises
+        ``BrokerError`` (after acknowledging what the broker did confirm) if the broker
+        failed.
         """
         from brokers.base import PublishError
 
         with self._lock:
             pending = self.outbox.outbox_pending(self.batch_size)
+            self._window_full = len(pending) >= self.batch_size
+            if own_first and self.shared:
+                pending = self._publishable(pending)
             if not pending:
                 return 0
             try:
@@ -161,10 +186,44 @@ class OutboxRelay:
                 if confirmed:
                     self.outbox.outbox_ack(confirmed)
                     self.published += len(confirmed)
+                    self._forget(confirmed)
                 raise
             self.outbox.outbox_ack(pending)
             self.published += len(pending)
+            self._forget(pending)
             return len(pending)
+
+    def _publishable(self, pending: list[StoredEvent]) -> list[StoredEvent]:
+        """The events of ``pending`` this relay should publish now, order kept.
+
+        Its own (appended in this process), and others' once they have waited
+        ``orphan_after`` seconds (their process died or its relay is stuck). A
+        conversation stops at its first skipped event, so per-conversation order holds.
+        Several processes on one outbox thus publish each event about once.
+        """
+        now = time.monotonic()
+        wait = 2 * self.poll_interval if self.orphan_after is None else self.orphan_after
+        seen: dict[tuple[str, int], float] = {}
+        blocked: set[str] = set()
+        chosen = []
+        with self._mine_lock:
+            for event in pending:
+                key = (event.sender_id, event.seq)
+                first = seen[key] = self._first_seen.get(key, now)
+                if event.sender_id in blocked:
+                    continue
+                if key in self._mine or now - first >= wait:
+                    chosen.append(event)
+                else:
+                    blocked.add(event.sender_id)
+        self._first_seen = seen
+        return chosen
+
+    def _forget(self, events: Sequence[StoredEvent]) -> None:
+        if self.shared:
+            with self._mine_lock:
+                for event in events:
+                    self._mine.pop((event.sender_id, event.seq), None)
 
     def drain(self, timeout: float | None = None) -> int:
         """Publish everything pending now, retrying with backoff until ``timeout``.
@@ -208,8 +267,13 @@ class OutboxRelay:
         """Whether the background thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    def notify(self) -> None:
-        """Tell the thread that new events are in the outbox (called after each append)."""
+    def notify(self, events: Sequence[StoredEvent] = ()) -> None:
+        """Tell the thread that ``events`` (appended here) are in the outbox."""
+        if self.shared and events:
+            with self._mine_lock:
+                self._mine.update(((e.sender_id, e.seq), None) for e in events)
+                while len(self._mine) > self.MAX_OWN:
+                    self._mine.popitem(last=False)
         self._wake.set()
 
     def stop(self, drain_timeout: float = 5.0) -> bool:
@@ -246,7 +310,7 @@ class OutboxRelay:
                     return
                 self._wake.clear()  # before reading: an append from now on wakes us again
                 try:
-                    done = self.run_once()
+                    done = self.run_once(own_first=not stopping)
                 except Exception as exc:
                     self._failed(exc)
                     delay = backoff
@@ -259,7 +323,7 @@ class OutboxRelay:
                     continue
                 self._recovered()
                 backoff = self.min_backoff
-                if done == self.batch_size:
+                if done and self._window_full:  # more may be waiting
                     continue
                 if stopping:
                     if done == 0:

@@ -311,3 +311,58 @@ def test_postgresql_store_and_sql_broker_share_one_database(postgres_url: str) -
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         engine.dispose()
         store.close()
+
+
+def test_processes_sharing_an_outbox_each_publish_their_own_events(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Two stores on one database (two runtimes): no event is published twice."""
+    logs = {"a": tmp_path / "a.log", "b": tmp_path / "b.log"}
+    stores = {
+        name: SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(log))
+        for name, log in logs.items()
+    }
+    senders = {name: [new_id(name) for _ in range(3)] for name in stores}
+    for store in stores.values():
+        store.start_relay(poll_interval=0.02, orphan_after=3600)
+
+    def talk(name: str) -> None:
+        for i in range(10):
+            for sender in senders[name]:
+                stores[name].append(sender, turn(i))
+
+    threads = [threading.Thread(target=talk, args=(name,)) for name in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, store in stores.items():
+        relay = store.relay
+        assert relay is not None
+        wait_until(lambda relay=relay: relay.published == 3 * 10 * 4, what=f"relay {name}")
+    for name, store in stores.items():
+        assert store.stop_relay(drain_timeout=10) is True
+        expected = stored_messages(store, senders[name])
+        assert_delivered_once_in_order(read_lines(logs[name]), expected)
+        store.close()
+
+
+def test_events_another_process_left_are_published_once_they_waited(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A runtime died with events in the outbox: a live one picks them up after a while."""
+    path = tmp_path / "events.log"
+    dead = SQLTrackerStore.from_url(
+        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    )
+    sender = new_id()
+    dead.append(sender, turn(1) + turn(2))
+    dead.stop_relay(drain_timeout=0)
+    live = SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(path))
+    relay = live.start_relay(poll_interval=0.02, orphan_after=0.1)
+    assert relay is not None
+    wait_until(lambda: relay.published == 8, what="orphaned events published")
+    assert live.stop_relay(drain_timeout=10) is True
+    assert_delivered_once_in_order(read_lines(path), stored_messages(live, [sender]))
+    live.close()
+    dead.close()

@@ -315,7 +315,7 @@ class TrackerStore(ABC):
 
                 if isinstance(relay.outbox, BufferOutbox):
                     relay.outbox.add(stored)
-            relay.notify()
+            relay.notify(stored)
         except Exception:  # the events are stored; the relay or `eventstore relay` retries
             logger.exception("handing %d stored events to the event relay failed", len(stored))
 
@@ -341,7 +341,9 @@ class TrackerStore(ABC):
         with self._relay_lock:
             if self._relay is None:
                 outbox = self if self.uses_outbox else BufferOutbox()
-                self._relay = OutboxRelay(outbox, self.event_broker, **options)
+                self._relay = OutboxRelay(
+                    outbox, self.event_broker, shared=self.uses_outbox, **options
+                )
             else:
                 self._relay.configure(**options)
             if not self._relay.running:
