@@ -3,6 +3,7 @@ graceful shutdown, and two worker processes sharing one PostgreSQL store."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -34,30 +35,30 @@ def test_default_run_warns_masks_the_token_and_shuts_down_cleanly(
     assert "store closed" in run.output
 
 
-def test_workers_with_the_in_memory_store_are_refused() -> None:
+def refused_run(*args: str) -> str:
+    """Run ``eventstore run`` expecting it to refuse to start: its one-line error."""
     result = subprocess.run(
-        [*EVENTSTORE, "run", "--port", "0", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [*EVENTSTORE, "run", "--port", "0", *args], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 1
-    assert "--workers 2 needs a shared store" in result.stderr
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
 
 
-def test_bad_endpoints_file_is_one_clear_error(tmp_path: Path) -> None:
+def test_workers_with_the_in_memory_store_are_refused() -> None:
+    assert "--workers 2 needs a shared store" in refused_run("--workers", "2")
+
+
+def test_bad_settings_are_one_clear_error(tmp_path: Path) -> None:
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text("tracker_store:\n  type: sqll\n")
-    result = subprocess.run(
-        [*EVENTSTORE, "run", "--port", "0", "--endpoints", str(endpoints)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert "did you mean 'sql'" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "did you mean 'sql'" in refused_run("--endpoints", str(endpoints))
+    assert "cannot read endpoints file" in refused_run("--endpoints", str(tmp_path / "none.yml"))
+    assert "'HS256', 'HS384' or 'HS512'" in refused_run("--jwt-method", "RS256")
+    assert "max_body_bytes" in refused_run("--max-body-bytes", "0")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        assert f"cannot listen on 127.0.0.1:{port}" in refused_run("--port", port)
 
 
 def test_two_workers_share_one_postgresql_store(
