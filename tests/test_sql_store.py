@@ -321,5 +321,19 @@ def test_a_lone_surrogate_in_a_name_is_refused(store: SQLTrackerStore) -> None:
     store.append(sid, [action("ok")])
     with pytest.raises(EventValidationError) as info:
         store.append(sid, [action("bad\ud800")])
-    assert info.value.field == "name" and "surrogate" in str(info.value)
+    assert info.value.field == "name" and "lone surrogates" in str(info.value)
     assert store.version(sid) == 1
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "x\ud800"])
+def test_filters_no_driver_can_send_match_nothing(store: SQLTrackerStore, bad: str) -> None:
+    sid = new_id()
+    store.append(sid, [user("hi", intent="greet"), action("act")])
+    for query in (
+        EventQuery(sender_id=bad),
+        EventQuery(sender_id=sid, type_name=bad),
+        EventQuery(sender_id=sid, intent=bad),
+        EventQuery(sender_id=sid, action=bad),
+    ):
+        assert list(store.query(query)) == []
+    assert len(list(store.query(EventQuery(sender_id=sid)))) == 2

@@ -373,19 +373,24 @@ class SQLTrackerStore(TrackerStore):
         self.db.dispose()
 
 
+def _storable(value: str) -> bool:
+    """Whether a string can be sent to every driver: no NUL, encodable as UTF-8."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_column_value(value: str, index: int, field: str) -> None:
     """A name stored in a String(255) column: bounded, no NUL, encodable as UTF-8."""
-    problem = None
     if len(value) > MAX_NAME_LENGTH:
         problem = f"must be at most {MAX_NAME_LENGTH} characters (got {len(value)})"
-    elif "\x00" in value:
-        problem = "must not contain NUL characters"
-    else:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            problem = "is not valid unicode (lone surrogate)"
-    if problem:
+        raise EventValidationError(problem, index=index, field=field)
+    if not _storable(value):
+        problem = "must not contain NUL characters or lone surrogates"
         raise EventValidationError(problem, index=index, field=field)
 
 
@@ -438,8 +443,11 @@ def query_statement(query: EventQuery) -> Select[Any]:
         (events.c.action_name, query.action),
     )
     for column, value in column_filters:
-        if value is not None:
-            stmt = stmt.where(column == value)
+        if value is None:
+            continue
+        # no stored name holds NUL or a lone surrogate (appends refuse them), and drivers
+        # cannot send them: such a filter matches nothing
+        stmt = stmt.where(column == value if _storable(value) else false())
     # Bounds no column can hold are decided here, not sent to the driver (which would fail
     # on NaN, infinities or integers past 64 bits).
     if query.since is not None:
