@@ -49,6 +49,10 @@ def run(
         int, typer.Option(help="Seconds to let in-flight requests finish on shutdown.")
     ] = 30,
     access_log: Annotated[bool, typer.Option(help="Log every request (tokens masked).")] = True,
+    cors: Annotated[
+        list[str] | None,
+        typer.Option(help="Allow browsers on this origin (repeat it; '*' for any)."),
+    ] = None,
 ) -> None:
     """Serve conversations over HTTP (Rasa-compatible API; OpenAPI docs at /docs)."""
     from eventstore.server import require_server_extra
@@ -69,6 +73,7 @@ def run(
             "max_body_bytes": max_body_bytes,
             "graceful_timeout": graceful_timeout,
             "access_log": access_log,
+            "cors_origins": tuple(cors or ()),
         },
         "run",
     )

@@ -84,6 +84,16 @@ def create_app(
     app.add_middleware(
         ServiceMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
     )
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match"],
+            expose_headers=["ETag", "X-Conversation-Version", "X-Eventstore-Worker"],
+        )
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(_: Principal = Depends(require_auth)) -> JSONResponse:

@@ -31,6 +31,8 @@ class ServerSettings(StrictConfig):
     #: Seconds uvicorn waits for in-flight requests on shutdown before cancelling them.
     graceful_timeout: int = Field(default=30, ge=0)
     access_log: bool = True
+    #: Origins browsers may call the API from (Rasa's ``--cors``); ``*`` allows any.
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
 
     @property

@@ -159,3 +159,26 @@ def test_token_and_jwt_together(start_server: Callable[..., LiveServer]) -> None
         assert client.get("/version", params={"token": TOKEN}).status_code == 200
         assert client.get("/version", headers=bearer(jwt_for("admin", "a"))).status_code == 200
         assert client.get("/version", headers=bearer("neither")).status_code == 401
+
+
+def test_cors_lets_only_the_named_origin_in(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server("memory", auth_token=TOKEN, cors_origins=("https://ui.example",))
+    preflight = {
+        "Origin": "https://ui.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,if-match",
+    }
+    with server.client() as client:
+        allowed = client.options("/conversations/a/tracker/events", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://ui.example"
+        other = client.options(
+            "/conversations/a/tracker/events", headers={**preflight, "Origin": "https://evil"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        answer = client.get("/version", headers={"Origin": "https://ui.example", **bearer(TOKEN)})
+        assert answer.headers["access-control-allow-origin"] == "https://ui.example"
+        assert "ETag" in answer.headers["access-control-expose-headers"]
+        # CORS does not replace auth.
+        refused = client.get("/version", headers={"Origin": "https://ui.example"})
+        assert refused.status_code == 401
