@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from brokers.base import EventBroker
+from brokers.base import EventBroker, PublishError, encode_message
 from eventstore.errors import ConfigError
 from eventstore.registry import BROKER_ALIASES, EVENT_BROKERS, resolve
 
@@ -27,4 +27,4 @@ def create_broker(config: Mapping[str, Any] | None) -> EventBroker | None:
     return cls.from_config(settings)
 
 
-__all__ = ["EventBroker", "create_broker"]
+__all__ = ["EventBroker", "PublishError", "create_broker", "encode_message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -39,6 +40,8 @@ def relay(
     from eventstore.endpoints import load_endpoints
     from eventstore.relay import open_relay, run_until
 
+    _configure_logging()
+
     store, outbox_relay = open_relay(
         load_endpoints(endpoints), poll_interval=poll_interval, batch_size=batch_size
     )
@@ -65,3 +68,11 @@ def relay(
     finally:
         outbox_relay.broker.close()
         store.close()
+
+
+def _configure_logging() -> None:
+    """Warnings and errors to stderr, one line each; pika's own connection-failure
+    tracebacks are muted (the relay logs one warning per outage and retries)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
