@@ -33,3 +33,13 @@ class TestMariaDBStore(TrackerStoreContract):
         store = SQLTrackerStore.from_url(mysql_url)
         yield store
         store.close()
+
+
+class TestSQLiteMemoryStore(TrackerStoreContract):
+    """``db: ":memory:"``: one private database shared by every thread of the store."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[SQLTrackerStore]:
+        store = SQLTrackerStore.from_url("sqlite://")
+        yield store
+        store.close()
