@@ -207,20 +207,6 @@ def test_an_outage_is_backend_unavailable_and_the_store_recovers(postgres_url: s
             store.close()
 
 
-def test_memory_database_is_shared_by_every_thread() -> None:
-    store = SQLTrackerStore.from_url("sqlite://")
-    try:
-        sid = new_id()
-        store.append(sid, [action("a")])
-        seen: list[int] = []
-        thread = threading.Thread(target=lambda: seen.append(store.version(sid)))
-        thread.start()
-        thread.join()
-        assert seen == [1]
-    finally:
-        store.close()
-
-
 # -- Oracle: no server here, so its DDL and statements are compiled -----------------------
 def test_oracle_ddl_uses_the_sequence_and_full_precision_types() -> None:
     dialect = oracle.dialect()
