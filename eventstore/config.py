@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from eventstore.errors import ConfigError
 
@@ -25,6 +25,13 @@ class StrictConfig(BaseModel):
     """Base of every backend config: unknown keys are refused, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StoreSettings(StrictConfig):
+    """Base of every tracker store's config: the settings the store contract itself uses."""
+
+    #: Trackers kept in this process, so that a turn reads only the log's tail (0: off).
+    tracker_cache_size: int = Field(default=1000, ge=0)
 
 
 def parse_config(model: type[C], data: Mapping[str, Any], section: str) -> C:

@@ -103,3 +103,14 @@ def test_bad_dotted_paths_are_errors() -> None:
 def test_legacy_store_type_key_wins() -> None:
     store = create_tracker_store({"store_type": "in_memory", "type": "redis"})
     assert isinstance(store, InMemoryTrackerStore)
+
+
+@pytest.mark.parametrize("size", [0, 5])
+def test_tracker_cache_size_is_a_setting_of_every_store(size: int) -> None:
+    store = create_tracker_store({"type": "in_memory", "tracker_cache_size": size})
+    store.append("u1", [{"event": "pause"}])
+    assert store.retrieve("u1") is not None
+    assert store._trackers.size == size
+    assert (store._trackers.get("u1") is not None) == (size > 0)
+    with pytest.raises(ConfigError, match="tracker_cache_size"):
+        create_tracker_store({"type": "in_memory", "tracker_cache_size": -1})

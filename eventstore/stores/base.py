@@ -159,6 +159,9 @@ class TrackerStore(ABC):
 
         settings = parse_config(cls.Config, config, "tracker_store")
         store = cls.from_settings(settings, event_broker)
+        size = getattr(settings, "tracker_cache_size", None)
+        if size is not None:
+            store._trackers.size = size
         if event_broker is not None:  # publish what an earlier process stored and left
             store.start_relay()
         return store

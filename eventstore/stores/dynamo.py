@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from eventstore.config import StrictConfig, parse_config, secret_value
+from eventstore.config import StoreSettings, StrictConfig, parse_config, secret_value
 from eventstore.drivers import require
 from eventstore.errors import (
     BackendUnavailable,
@@ -49,7 +49,7 @@ BASE_CACHE_SIZE = 10_000
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
-class DynamoConfig(StrictConfig):
+class DynamoConfig(StoreSettings):
     """``tracker_store: {type: dynamo, ...}``; credentials default to boto3's chain."""
 
     tablename: str = Field("states", validation_alias=AliasChoices("tablename", "table_name"))

@@ -10,12 +10,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from eventstore.config import StrictConfig
+from eventstore.config import StoreSettings, StrictConfig
 from eventstore.errors import ConcurrencyError
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 
 
-class InMemoryConfig(StrictConfig):
+class InMemoryConfig(StoreSettings):
     """``type: in_memory`` takes no options."""
 
 

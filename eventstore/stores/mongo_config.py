@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator, model_validator
 
-from eventstore.config import StrictConfig, secret_value
+from eventstore.config import StoreSettings, secret_value
 
 _SCHEMES = ("mongodb://", "mongodb+srv://")
 # scheme://[user[:password]@]rest ; '@' and ':' inside user info must be percent-encoded
@@ -34,7 +34,7 @@ def mask_url(url: str) -> str:
     return _SECRET_OPTION.sub(r"\1***", url)
 
 
-class MongoConfig(StrictConfig):
+class MongoConfig(StoreSettings):
     """``type: mongod`` (alias ``mongo``): where the events live and how long to wait."""
 
     url: str = "mongodb://localhost:27017"

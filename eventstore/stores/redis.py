@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from eventstore.config import StrictConfig, secret_value
+from eventstore.config import StoreSettings, StrictConfig, secret_value
 from eventstore.drivers import require
 from eventstore.errors import BackendUnavailable, ConcurrencyError
 from eventstore.events import action_name, intent_name
@@ -137,7 +137,7 @@ return {after, redis.call('LRANGE', KEYS[1], after, -1)}
 """
 
 
-class RedisConfig(StrictConfig):
+class RedisConfig(StoreSettings):
     """``type: redis``: where the server is, how to log in, and how keys are named."""
 
     url: str = Field(default="localhost", description="host name, or a redis:// or rediss:// URL")

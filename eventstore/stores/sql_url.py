@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from eventstore.config import StrictConfig, secret_value
+from eventstore.config import StoreSettings, secret_value
 from eventstore.drivers import require
 from eventstore.errors import ConfigError
 
@@ -39,7 +39,7 @@ DRIVER_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
-class SQLConfig(StrictConfig):
+class SQLConfig(StoreSettings):
     """``tracker_store: {type: sql, ...}``: Rasa's keys plus pool settings."""
 
     dialect: str = "sqlite"
@@ -60,8 +60,6 @@ class SQLConfig(StrictConfig):
     pool_recycle: int = 3600
     #: Test each connection before use, so a restarted server is reconnected transparently.
     pool_pre_ping: bool = True
-    #: Trackers kept in this process so a turn reads only the log's tail (0: off).
-    tracker_cache_size: int = Field(default=1000, ge=0)
     #: SQLite only: seconds a writer waits for the database lock.
     sqlite_busy_timeout: float = Field(default=30.0, ge=0)
 
