@@ -325,3 +325,32 @@ def test_a_database_from_a_newer_eventstore_is_refused(fresh_database: FreshData
     with pytest.raises(SchemaError) as info:
         SQLTrackerStore.from_url(url)
     assert "0099" in str(info.value) and "upgrade eventstore" in str(info.value)
+
+
+BUMP_IDS = {
+    "sqlite": "UPDATE sqlite_sequence SET seq = 3000000000 WHERE name = 'events'",
+    "postgresql": "SELECT setval(pg_get_serial_sequence('events', 'id'), 3000000000)",
+    "mysql": "ALTER TABLE events AUTO_INCREMENT = 3000000000",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_positions_go_past_32_bits_after_upgrading_a_rasa_database(
+    fresh_database: FreshDatabase, kind: str
+) -> None:
+    url = fresh_database(kind)
+    fill_rasa_database(url, kind)
+    assert main(["db", "upgrade", "--url", url]) == 0
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(BUMP_IDS[kind])
+    engine.dispose()
+    store = SQLTrackerStore.from_url(url)
+    try:
+        store.append("bob", [action("far")])
+        last = list(store.query(EventQuery(sender_id="bob")))[-1]
+        assert last.position is not None and last.position > 2**31
+        after = list(store.query(EventQuery(after_position=2**31)))
+        assert [e.data["name"] for e in after] == ["far"]
+    finally:
+        store.close()

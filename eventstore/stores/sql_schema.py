@@ -11,6 +11,7 @@ of ``eventstore.events.MAX_EVENT_BYTES`` (MySQL MEDIUMTEXT, Oracle CLOB).
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     Index,
@@ -40,6 +41,9 @@ Double = (
     .with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
     .with_variant(oracle.BINARY_DOUBLE(asdecimal=False), "oracle")
 )
+#: 64-bit ids: the global position must not run out at 2**31 events. SQLite's INTEGER
+#: PRIMARY KEY is 64-bit already (and must be spelled INTEGER); Oracle's INTEGER is NUMBER(38).
+Position = BigInteger().with_variant(Integer, "sqlite", "oracle")
 #: Text large enough for the biggest accepted event on every dialect (Oracle Text is CLOB).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
@@ -51,7 +55,7 @@ RASA_REVISION = "0001"
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, Sequence("events_seq", optional=True), primary_key=True),
+    Column("id", Position, Sequence("events_seq", optional=True), primary_key=True),
     Column("sender_id", String(255), nullable=False),
     Column("type_name", String(255), nullable=False),
     Column("timestamp", Double),
@@ -73,8 +77,8 @@ events = Table(
 event_outbox = Table(
     "event_outbox",
     metadata,
-    Column("id", Integer, Sequence("event_outbox_seq", optional=True), primary_key=True),
-    Column("event_id", Integer, nullable=False),
+    Column("id", Position, Sequence("event_outbox_seq", optional=True), primary_key=True),
+    Column("event_id", Position, nullable=False),
     Column("sender_id", String(255), nullable=False),
     Column("seq", Integer, nullable=False),
     Index("ix_event_outbox_event_id", "event_id", unique=True),

@@ -3,7 +3,9 @@
 Existing rows get ``seq`` 1, 2, 3 ... per sender in ``id`` order (ROW_NUMBER where the
 database has window functions), then ``seq`` becomes NOT NULL with a unique
 (sender_id, seq) index. MySQL/MariaDB columns are widened: ``timestamp`` FLOAT -> DOUBLE,
-``data`` TEXT -> MEDIUMTEXT; Oracle's ``timestamp`` becomes BINARY_DOUBLE.
+``data`` TEXT -> MEDIUMTEXT; Oracle's ``timestamp`` becomes BINARY_DOUBLE. ``id`` (the
+global position) becomes BIGINT on PostgreSQL and MySQL/MariaDB (SQLite's and Oracle's
+integers are 64-bit already).
 
 Revision ID: 0002
 Revises: 0001
@@ -22,6 +24,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 MYSQL = ("mysql", "mariadb")
+WIDE_IDS = ("postgresql", "mysql", "mariadb")
 QUERY_INDEXES = {
     "ix_events_sender_id_type_name_seq": ["sender_id", "type_name", "seq"],
     "ix_events_type_name": ["type_name"],
@@ -75,6 +78,15 @@ def _number_existing_rows() -> None:
     op.execute(sa.update(events).where(events.c.id == numbered.c.id).values(seq=numbered.c.rn))
 
 
+def _serial_sequence_as(type_name: str) -> None:
+    """PostgreSQL: the SERIAL sequence behind ``events.id`` counts in ``type_name``."""
+    op.execute(
+        "DO $$ BEGIN IF pg_get_serial_sequence('events', 'id') IS NOT NULL THEN "
+        f"EXECUTE format('ALTER SEQUENCE %s AS {type_name}', "
+        "pg_get_serial_sequence('events', 'id')); END IF; END $$"
+    )
+
+
 def upgrade() -> None:
     """Add and fill ``seq``, widen types, add the unique and query indexes."""
     dialect = _dialect()
@@ -84,11 +96,21 @@ def upgrade() -> None:
         "events", recreate="auto", table_kwargs={"sqlite_autoincrement": True}
     ) as batch:
         batch.alter_column("seq", existing_type=sa.Integer(), nullable=False)
+        if dialect in WIDE_IDS:
+            batch.alter_column(
+                "id",
+                existing_type=sa.Integer(),
+                type_=sa.BigInteger(),
+                existing_nullable=False,
+                **({"autoincrement": True} if dialect in MYSQL else {}),
+            )
         if dialect in MYSQL:
             batch.alter_column(
                 "timestamp", existing_type=sa.Float(), type_=mysql.DOUBLE(asdecimal=False)
             )
             batch.alter_column("data", existing_type=sa.Text(), type_=mysql.MEDIUMTEXT())
+    if dialect == "postgresql":
+        _serial_sequence_as("bigint")
     if dialect == "oracle":  # NUMBER-based FLOAT cannot be altered in place when not empty
         op.add_column("events", sa.Column("timestamp_double", oracle.BINARY_DOUBLE()))
         op.execute('UPDATE events SET timestamp_double = "TIMESTAMP"')
@@ -107,8 +129,18 @@ def downgrade() -> None:
     op.drop_index("ix_events_sender_id_seq", table_name="events")
     with op.batch_alter_table("events", recreate="auto") as batch:
         batch.drop_column("seq")
+        if dialect in WIDE_IDS:
+            batch.alter_column(
+                "id",
+                existing_type=sa.BigInteger(),
+                type_=sa.Integer(),
+                existing_nullable=False,
+                **({"autoincrement": True} if dialect in MYSQL else {}),
+            )
         if dialect in MYSQL:
             batch.alter_column(
                 "timestamp", existing_type=mysql.DOUBLE(asdecimal=False), type_=sa.Float()
             )
             batch.alter_column("data", existing_type=mysql.MEDIUMTEXT(), type_=sa.Text())
+    if dialect == "postgresql":
+        _serial_sequence_as("integer")

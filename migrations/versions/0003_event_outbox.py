@@ -19,14 +19,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+#: 64-bit like ``events.id`` (SQLite's and Oracle's INTEGER already are).
+POSITION = sa.BigInteger().with_variant(sa.Integer(), "sqlite", "oracle")
+
+
 def upgrade() -> None:
     """Create ``event_outbox`` (id, event_id -> events.id, sender_id, seq)."""
     op.create_table(
         "event_outbox",
-        sa.Column(
-            "id", sa.Integer(), sa.Sequence("event_outbox_seq", optional=True), nullable=False
-        ),
-        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("id", POSITION, sa.Sequence("event_outbox_seq", optional=True), nullable=False),
+        sa.Column("event_id", POSITION, nullable=False),
         sa.Column("sender_id", sa.String(255), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_outbox")),
