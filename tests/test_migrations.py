@@ -354,3 +354,9 @@ def test_positions_go_past_32_bits_after_upgrading_a_rasa_database(
         assert [e.data["name"] for e in after] == ["far"]
     finally:
         store.close()
+
+
+def test_the_schema_module_names_the_head_of_the_shipped_revisions() -> None:
+    scripts = sql_migrate.script_directory()
+    assert scripts.get_current_head() == HEAD_REVISION
+    assert [s.revision for s in scripts.walk_revisions()][-1] == "0001"

@@ -14,7 +14,6 @@ States of a database (``schema_state``):
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,11 +52,9 @@ def migrations_dir() -> Path:
     return Path(next(iter(migrations.__path__))).resolve()
 
 
-def alembic_config(
-    connection: Connection | None = None, stdout: io.StringIO | None = None
-) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` for the packaged migrations, bound to ``connection``."""
-    config = Config(stdout=stdout) if stdout is not None else Config()
+    config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection
