@@ -82,6 +82,11 @@ def test_query_and_special_characters_in_the_password() -> None:
     assert SECRET not in url.render_as_string(hide_password=True)
 
 
+def test_query_values_from_yaml_may_be_numbers() -> None:
+    url = url_of(dialect="postgresql", url="h", db="d", query={"connect_timeout": 5})
+    assert url == "postgresql+psycopg://h/d?connect_timeout=5"
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -49,7 +49,7 @@ class SQLConfig(StoreSettings):
     username: str | None = None
     password: SecretStr | None = None
     login_db: str | None = None
-    query: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
     #: Connections kept open per process (SQLAlchemy's QueuePool; not used for SQLite files).
     pool_size: int = Field(default=5, ge=1)
     #: Extra connections allowed above ``pool_size`` under load.
@@ -144,8 +144,15 @@ def build_url(config: SQLConfig, database: str | None = None) -> URL:
         host=host or None,
         port=port,
         database=database if database is not None else config.db,
-        query=config.query,
+        query={k: v if isinstance(v, list) else _query_text(v) for k, v in config.query.items()},
     )
+
+
+def _query_text(value: str | int | float | bool) -> str:
+    """A URL query value as text (YAML gives ``connect_timeout: 5`` as an int)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def require_driver(url: URL) -> None:
