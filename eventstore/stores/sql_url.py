@@ -106,8 +106,11 @@ def parse_url(text: str) -> URL:
     """A full URL string as a SQLAlchemy ``URL`` (with the default driver filled in)."""
     try:
         url = with_driver(make_url(text))
-    except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"tracker_store: 'url' is not a valid database URL: {exc}") from None
+    except (ArgumentError, ValueError):  # not shown: the message could echo the password
+        raise ConfigError(
+            "tracker_store: 'url' is not a valid database URL "
+            "(expected dialect[+driver]://user:password@host:port/database)"
+        ) from None
     backend = url.get_backend_name()
     if DIALECT_ALIASES.get(backend, backend) not in DRIVERS:
         known = ", ".join(sorted(DRIVERS))
