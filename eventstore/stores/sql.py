@@ -183,7 +183,7 @@ class SQLTrackerStore(TrackerStore):
                 with self.db.translate(f"writing to {sender_id!r}"):
                     return self._append_once(sender_id, events_, rows, expected_version, replace)
             except _Retry:
-                time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
+                _backoff(attempt)
         raise BackendUnavailable(
             f"appending to {sender_id!r} on {self.db.where} lost {self.max_attempts} races "
             "in a row; try again"
@@ -340,9 +340,20 @@ class SQLTrackerStore(TrackerStore):
 
     # -- delete and outbox ---------------------------------------------------------------
     def delete(self, sender_id: str) -> int:
-        with self.db.translate(f"deleting {sender_id!r}"), self._connect(write=True) as conn:
-            self._lock_version(conn, sender_id)
-            return self._delete_rows(conn, sender_id)
+        for attempt in range(self.max_attempts):
+            try:
+                with self.db.translate(f"deleting {sender_id!r}"):
+                    try:
+                        with self._connect(write=True) as conn:
+                            self._lock_version(conn, sender_id)
+                            return self._delete_rows(conn, sender_id)
+                    except DBAPIError as exc:
+                        if _is_transient(exc):  # a deadlock with a concurrent append
+                            raise _Retry from exc
+                        raise
+            except _Retry:
+                _backoff(attempt)
+        raise BackendUnavailable(f"deleting {sender_id!r} on {self.db.where} kept deadlocking")
 
     @staticmethod
     def _delete_rows(conn: Connection, sender_id: str) -> int:
@@ -371,6 +382,11 @@ class SQLTrackerStore(TrackerStore):
     def close(self) -> None:
         super().close()  # stops the outbox relay first
         self.db.dispose()
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep a random while (growing with ``attempt``, at most 50 ms) before a retry."""
+    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))
 
 
 def _storable(value: str) -> bool:
