@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from brokers import create_broker
 from brokers.base import EventBroker
@@ -63,17 +65,24 @@ def append_while_cutting(store: TrackerStore, proxy: TcpProxy, cuts: int) -> lis
     return senders
 
 
+def first_copies(received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first copy of each ``(sender_id, seq)``, in arrival order: what a deduplicating
+    consumer keeps."""
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for message in received:
+        first.setdefault((message["sender_id"], message["seq"]), message)
+    return list(first.values())
+
+
 def check_delivery(
     store: TrackerStore, senders: list[str], received: list[dict[str, Any]], failures: int
 ) -> None:
     """Every event, first occurrences in order, duplicates only from failed attempts."""
     expected = [e.as_message() for s in senders for e in store.query(EventQuery(sender_id=s))]
     assert len(expected) == SENDERS * TURNS * 4
-    first: dict[tuple[str, int], dict[str, Any]] = {}
-    for message in received:
-        first.setdefault((message["sender_id"], message["seq"]), message)
+    first = first_copies(received)
     duplicates = len(received) - len(first)
-    assert_delivered_once_in_order(list(first.values()), expected)
+    assert_delivered_once_in_order(first, expected)
     assert duplicates <= failures * store.relay.batch_size if store.relay else duplicates == 0
 
 
@@ -118,9 +127,6 @@ def kafka_behind_proxy() -> Iterator[tuple[TcpProxy, str]]:
 
 
 def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpProxy, str]) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
     proxy, direct = kafka_behind_proxy
     topic = f"es-outage-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=direct, request_timeout_ms=5000)
@@ -149,6 +155,45 @@ def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpPr
     check_delivery(store, senders, received, relay.failures)
 
 
+def test_kafka_hung_mid_stream_never_blocks_appends_and_loses_nothing(
+    kafka_behind_proxy: tuple[TcpProxy, str],
+) -> None:
+    """The broker stops answering (no reset, no data): records time out, and are sent
+    again by a new producer once the broker answers."""
+    proxy, direct = kafka_behind_proxy
+    topic = f"es-hung-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=direct, request_timeout_ms=5000)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    admin.close()
+    broker = KafkaEventBroker(
+        KafkaBrokerConfig(
+            url=[proxy.address], topic=topic, max_block_ms=1000, delivery_timeout_ms=1500
+        )
+    )
+    store = InMemoryTrackerStore(event_broker=broker)
+    relay = store.start_relay(min_backoff=0.05, max_backoff=0.3, flush_timeout=3)
+    assert relay is not None
+    senders = [new_id() for _ in range(3)]
+    for sender in senders:
+        store.append(sender, turn(0))
+    wait_until(lambda: relay.published == 12, what="first events published")
+    proxy.blackhole()
+    for i in range(1, 6):  # appends return while the broker hangs
+        for sender in senders:
+            store.append(sender, turn(i))
+    wait_until(lambda: relay.failures >= 1, what="the hang noticed")
+    assert relay.published < 72
+    proxy.restore()
+    assert store.stop_relay(drain_timeout=30) is True
+    consumer = KafkaTopicConsumer(proxy.address, topic)
+    try:
+        received = consume_all(consumer, 3 * 6 * 4)
+    finally:
+        consumer.close()
+    expected = [e.as_message() for s in senders for e in store.query(EventQuery(sender_id=s))]
+    assert_delivered_once_in_order(first_copies(received), expected)
+
+
 def test_the_proxy_forwards_cuts_blackholes_and_restores() -> None:
     """The helper the outage tests rely on, against a tiny echo server."""
     import socket
@@ -156,8 +201,11 @@ def test_the_proxy_forwards_cuts_blackholes_and_restores() -> None:
 
     class Echo(socketserver.BaseRequestHandler):
         def handle(self) -> None:
-            while data := self.request.recv(1024):
-                self.request.sendall(data)
+            try:
+                while data := self.request.recv(1024):
+                    self.request.sendall(data)
+            except ConnectionError:  # the proxy reset the link: what the test wants
+                return
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True
@@ -185,8 +233,12 @@ def test_the_proxy_forwards_cuts_blackholes_and_restores() -> None:
             proxy.cut()
             assert echo(open_link) == b""  # the open link is closed ...
             open_link.close()
-            with connect() as sock:
-                assert echo(sock) == b""  # ... and new ones are dropped at once
+            try:
+                with connect() as sock:
+                    reply = echo(sock)
+            except ConnectionError:  # reset even before connect() returned
+                reply = b""
+            assert reply == b""  # ... and new ones are dropped at once
             proxy.blackhole()
             with connect() as sock, pytest.raises(TimeoutError):
                 sock.settimeout(0.3)
