@@ -203,6 +203,23 @@ class TestRabbitMQBroker(EventBrokerContract):
         finally:
             second.close()
 
+    def test_app_id_is_the_rasa_environment(
+        self, rabbit_topology: RabbitTopology, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("RASA_ENVIRONMENT", "staging")
+        broker = create_broker(rabbit_topology.section())
+        assert broker is not None
+        broker.publish(StoredEvent("env", 1, {"event": "restart"}).as_message())
+        broker.close()
+        consumer = RabbitConsumer(
+            rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0]
+        )
+        try:
+            assert len(consumer(1)) == 1
+            assert consumer.properties[0].app_id == "staging"
+        finally:
+            consumer.close()
+
 
 class KafkaTopicConsumer:
     """Reads every partition of a topic from the start with plain kafka-python."""
@@ -272,6 +289,22 @@ class TestKafkaBroker(EventBrokerContract):
         record = consume.records[-1]
         assert record.key == b"alice"
         assert ("RASA_ENVIRONMENT", b"RASA_ENVIRONMENT_NOT_SET") in list(record.headers)
+
+    def test_rasa_environment_header_when_set(
+        self, kafka_bootstrap: str, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("RASA_ENVIRONMENT", "production")
+        broker = create_broker({"type": "kafka", "url": kafka_bootstrap, "topic": kafka_topic})
+        assert broker is not None
+        broker.publish(StoredEvent("env", 1, {"event": "restart"}).as_message())
+        broker.flush(10)
+        broker.close()
+        consumer = KafkaTopicConsumer(kafka_bootstrap, kafka_topic)
+        try:
+            assert len(consumer(1)) == 1
+            assert ("RASA_ENVIRONMENT", b"production") in list(consumer.records[0].headers)
+        finally:
+            consumer.close()
 
     def test_rasa_defaults_publish_to_an_auto_created_topic(self, kafka_bootstrap: str) -> None:
         """Rasa's defaults (no key) on a topic Kafka creates with several partitions: a
