@@ -206,3 +206,48 @@ def test_sql_broker_table_on_oracle_and_mysql() -> None:
     assert "CLOB" in str(CreateTable(table).compile(dialect=oracle.dialect()))
     ddl = str(CreateTable(table).compile(dialect=mysql.dialect()))
     assert "LONGTEXT" in ddl and "AUTO_INCREMENT" in ddl
+
+
+def test_pika_tls_from_rasas_environment_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RABBITMQ_SSL_CLIENT_CERTIFICATE and _KEY give a TLS client context, as in Rasa."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bot")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    assert connection_parameters(PikaBrokerConfig(url="rabbit")).ssl_options is None
+    monkeypatch.setenv("RABBITMQ_SSL_CLIENT_CERTIFICATE", str(cert_file))
+    monkeypatch.setenv("RABBITMQ_SSL_CLIENT_KEY", str(key_file))
+    params = connection_parameters(PikaBrokerConfig(url="rabbit"))
+    assert isinstance(params.ssl_options.context, ssl.SSLContext)
+    assert params.ssl_options.server_hostname == "rabbit"
+    monkeypatch.setenv("RABBITMQ_SSL_CLIENT_KEY", str(tmp_path / "missing.key"))
+    with pytest.raises(ConfigError, match="TLS client certificate cannot be loaded"):
+        connection_parameters(PikaBrokerConfig(url="rabbit"))
