@@ -182,3 +182,16 @@ def test_db_upgrade_needs_no_alembic_ini(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"now at revision {HEAD_REVISION}"
     assert not (tmp_path / "alembic.ini").exists()
+
+
+def test_events_table_shows_timestamps_no_calendar_can(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ep = endpoints(tmp_path, {"type": "sql", "db": str(tmp_path / "odd.db")})
+    store = SQLTrackerStore.from_url(f"sqlite:///{tmp_path / 'odd.db'}")
+    store.append("far", [{"event": "pause", "timestamp": 1e300}, {"event": "resume"}])
+    store.close()
+    code, out, _ = run(capsys, "events", "--endpoints", ep, "--format", "table")
+    rows = out.splitlines()
+    assert code == 0 and len(rows) == 3
+    assert "1e+300" in rows[1] and "pause" in rows[1]

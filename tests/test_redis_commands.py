@@ -1,7 +1,8 @@
 """What the store asks of Redis, counted by the server itself (INFO commandstats).
 
 On a private redis-server, so the counts are ours alone: an append is one EVALSHA with
-two RPUSHes inside (no blob is read or rewritten), a retrieve one EVALSHA with one LRANGE,
+two RPUSHes inside (no blob is read or rewritten), a retrieve one EVALSHA with one LRANGE
+(one LRANGE of the tail when the tracker is cached),
 and listing conversations never uses KEYS or SCAN.
 """
 
@@ -39,10 +40,17 @@ def test_commands_per_operation(redis_server: RedisServer) -> None:
     assert not {"get", "set", "eval", "script|load", "lrange"} & set(counted)
 
     client.config_resetstat()
-    tracker = store.retrieve(sid)
+    tracker = store.retrieve(sid)  # cached since the first retrieve: only the tail is read
+    assert tracker is not None and tracker.version == 43
+    assert calls(client) == {"lrange": 1, "config|resetstat": 1}
+
+    cold = RedisTrackerStore.from_config({"url": redis_server.url, "tracker_cache_size": 0})
+    client.config_resetstat()
+    tracker = cold.retrieve(sid)  # no cache: the current session in one script
     assert tracker is not None and tracker.version == 43
     counted = calls(client)
     assert counted.get("evalsha") == 1 and counted.get("lrange") == 1
+    cold.close()
 
     client.config_resetstat()
     for n in range(20):

@@ -48,7 +48,10 @@ def parse_time(text: str | None, option: str) -> float | None:
 def table_line(event: StoredEvent) -> str:
     """One fixed-width line: position, conversation, seq, UTC time, type, name, text."""
     data = event.data
-    when = datetime.fromtimestamp(event.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        when = datetime.fromtimestamp(event.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (ValueError, OverflowError, OSError):  # a stored timestamp no calendar can show
+        when = f"{event.timestamp!r:>23}"
     intent = (data.get("parse_data") or {}).get("intent") or {}
     name = data.get("name") or (intent.get("name") if isinstance(intent, dict) else None) or ""
     text = (data.get("text") or "").replace("\n", " ")
