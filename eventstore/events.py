@@ -280,10 +280,12 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
     # Names are indexed by every backend (SQL columns are VARCHAR(255)); check them here so
     # that every backend accepts and refuses the same events.
     for field, name in (("parse_data.intent.name", intent_name(out)), ("name", action_name(out))):
-        if name is not None and (len(name) > MAX_NAME_LENGTH or "\x00" in name):
+        if name is not None and (
+            len(name) > MAX_NAME_LENGTH or "\x00" in name or not _encodable(name)
+        ):
             raise EventValidationError(
-                f"must be at most {MAX_NAME_LENGTH} characters without NUL "
-                f"(got {len(name)} characters)",
+                f"must be at most {MAX_NAME_LENGTH} characters without NUL or lone "
+                f"surrogates (got {len(name)} characters)",
                 index=index,
                 field=field,
             )
@@ -317,6 +319,15 @@ def validate_events(events: Any, max_bytes: int = MAX_EVENT_BYTES) -> list[dict[
             f"events must be a list of JSON objects, got {type(events).__name__}"
         )
     return [validate_event(e, i, max_bytes) for i, e in enumerate(events)]
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid unicode (no lone surrogate), so any database can index it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _short(value: Any, limit: int = 60) -> str:

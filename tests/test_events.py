@@ -96,6 +96,7 @@ def test_the_input_is_not_mutated() -> None:
         ({"event": 7}, "event", "unknown event type 7"),
         ({"event": "pause", "timestamp": float("nan")}, "timestamp", "finite"),
         ({"event": "action", "name": "a\x00b"}, "name", "without NUL"),
+        ({"event": "action", "name": "a\ud800b"}, "name", "lone surrogates"),
         ({"event": "slot", "name": "s" * 256, "value": 1}, "name", "at most 255"),
         (
             {"event": "user", "parse_data": {"intent": {"name": "i" * 300}}},
