@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from eventstore.errors import ConcurrencyError, EventValidationError
 from eventstore.events import MAX_EVENT_BYTES, validate_events, validate_sender_id
 from eventstore.tracker import Tracker
 
@@ -254,8 +255,6 @@ class TrackerStore(ABC):
         if not checked:
             current = self.version(sender_id)
             if expected_version is not None and expected_version != current:
-                from eventstore.errors import ConcurrencyError
-
                 raise ConcurrencyError(sender_id, expected_version, current)
             return current
         stored = self._append(sender_id, checked, expected_version)
@@ -293,8 +292,6 @@ class TrackerStore(ABC):
         if expected_version is not None:
             current = self.version(sender_id)
             if current != expected_version:
-                from eventstore.errors import ConcurrencyError
-
                 raise ConcurrencyError(sender_id, expected_version, current)
         self.delete(sender_id)
         if not events:
@@ -460,8 +457,6 @@ def _check_expected_version(expected_version: Any) -> None:
         or not isinstance(expected_version, int)
         or expected_version < 0
     ):
-        from eventstore.errors import EventValidationError
-
         raise EventValidationError(
             f"expected_version must be a non-negative integer, got {expected_version!r}",
             field="expected_version",
