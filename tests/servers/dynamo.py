@@ -59,6 +59,9 @@ class DynamoServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def unique_table(prefix: str = "es-test") -> str:
