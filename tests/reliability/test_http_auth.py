@@ -218,6 +218,10 @@ def test_bad_credentials_get_401_on_every_route(
         )
         assert response.headers.get("WWW-Authenticate") == "Bearer", route
         assert VICTIM_TEXT not in response.text
+        if route.method == "GET":  # HEAD, where served, runs the same route
+            head = Route("HEAD", route.path).send(client, VICTIM, params, headers)
+            if head.status_code not in (401, 405):
+                wrong.append(f"HEAD {route.path} -> {head.status_code}")
     assert not wrong, f"{name} was not refused with 401:\n" + "\n".join(wrong)
     assert auth_server.store.read(VICTIM) == before, "a refused request changed the conversation"
 
