@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -575,6 +576,44 @@ BIG_CASES: list[tuple[str, Callable[[], bytes], bool, bool]] = [
     ("deep-list-5000", lambda: nested(5000, True), False, True),
     ("deep-list-100000", lambda: b"[" * 100_000 + b"]" * 100_000, True, True),
 ]
+
+# -- 3b. broken HTTP ---------------------------------------------------------------------
+RAW_REQUESTS = {
+    "url-100k": b"GET /conversations/" + b"x" * 100_000 + b"/tracker HTTP/1.1\r\nHost: x\r\n\r\n",
+    "header-1m": b"GET /events HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 1_000_000 + b"\r\n\r\n",
+    "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello
+    "bad-request-line": b"GET\r\n\r\n",
+    "bad-version": b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
+    "negative-length": b"POST /conversations/a/tracker/events HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: -5\r\n\r\n",
+    "length-and-chunked": b"POST /conversations/a/tracker/events HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "bad-chunk": b"POST /conversations/a/tracker/events HTTP/1.1\r\nHost: x\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "truncated-body": b"POST /conversations/a/tracker/events HTTP/1.1\r\nHost: x\r\n"
+    b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"event": ',
+}
+
+
+@pytest.mark.parametrize("http_backend", ["memory"], indirect=True)
+@pytest.mark.parametrize("name", sorted(RAW_REQUESTS))
+def test_broken_http_never_gets_a_5xx_nor_kills_the_server(
+    live: LiveServer, client: httpx.Client, name: str
+) -> None:
+    """Below the app (uvicorn answers some of these in plain text): 4xx or a closed socket."""
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        try:
+            sock.sendall(RAW_REQUESTS[name])
+            sock.shutdown(socket.SHUT_WR)  # a truncated body ends here
+            answer = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            answer = b""
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
+    assert status is None or 400 <= status < 500, answer[:300]
+    assert not stored(live.store, "a")
+    assert_alive(client)
+
 
 # -- 4. hostile query parameters ----------------------------------------------------------
 
