@@ -29,6 +29,7 @@ from tests.http.conftest import LiveServer, Running
 from tests.reliability.test_http_hostile import (
     COLLATION,
     HTTP_BACKENDS,
+    PLAIN,
     one_line_server_errors,
     store_config,
     tracker_path,
@@ -183,7 +184,7 @@ def routes(auth_server: LiveServer) -> list[Route]:
 
 @pytest.fixture
 def client(auth_server: LiveServer) -> Iterator[httpx.Client]:
-    with auth_server.client() as http:
+    with auth_server.client(**PLAIN) as http:
         yield http
 
 
@@ -319,7 +320,8 @@ def test_a_username_is_never_a_pattern(
         if backend == "mariadb" and username != "nbsp-prefix":
             request.applymarker(pytest.mark.xfail(strict=True, reason=COLLATION))
         username = LOOKALIKES[username](victim)
-    with any_backend_server.client(headers=bearer(token_jwt("user", username))) as client:
+    headers = bearer(token_jwt("user", username))
+    with any_backend_server.client(headers=headers, **PLAIN) as client:
         for url, params in (
             ("/events", {"sender_id": username}),
             ("/events", {"sender_id": username, "format": "jsonl"}),
