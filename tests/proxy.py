@@ -5,6 +5,7 @@
         proxy.cut()       # close every connection, refuse new ones (connection reset)
         proxy.blackhole() # accept and hold connections but forward nothing (a hung server)
         proxy.restore()   # forward again; existing cut connections stay closed
+        proxy.mute_replies = True  # forward to the server, drop what it answers
 
 The proxy listens on a free port of 127.0.0.1 and forwards each accepted connection to
 ``(host, port)`` with two pump threads. ``connections`` counts connections forwarded.
@@ -29,6 +30,8 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.mode = self.FORWARD
         self.connections = 0
+        #: drop what the server sends while the client's bytes still reach it (lost replies)
+        self.mute_replies = False
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -130,6 +133,8 @@ class TcpProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is upstream and self.mute_replies:
+                        continue
                     pair[sock].sendall(data)
         except (OSError, ValueError):
             return
