@@ -10,7 +10,6 @@ access log or in a response body.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +28,9 @@ from tests.http.conftest import LiveServer, Running
 from tests.reliability.test_http_hostile import (
     COLLATION,
     HTTP_BACKENDS,
+    PARAM,
     PLAIN,
+    app_routes,
     one_line_server_errors,
     store_config,
     tracker_path,
@@ -44,7 +45,6 @@ MALLORY = "mallory-" + uuid.uuid4().hex[:8]
 VICTIM_TEXT = "victim's private words " + uuid.uuid4().hex
 WRITE_BODY = [{"event": "user", "text": "hello", "parse_data": {"intent": {"name": "greet"}}}]
 METHODS = {"get", "post", "put", "patch", "delete"}
-PARAM = re.compile(r"\{([a-z_]+)(:[a-z]+)?\}")
 
 
 def token_jwt(role: str, username: str | None, secret: str = SECRET, **claims: Any) -> str:
@@ -119,20 +119,6 @@ class Route:
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
-
-
-def app_routes(routes: Any) -> Iterator[tuple[str, str]]:
-    """(method, path template) of every route of a Starlette/FastAPI app, included ones too."""
-    for route in routes:
-        inner = getattr(route, "routes", None) or getattr(
-            getattr(route, "original_router", None), "routes", None
-        )
-        if inner and not hasattr(route, "methods"):
-            yield from app_routes(inner)
-            continue
-        for method in getattr(route, "methods", None) or ():
-            if method != "HEAD":
-                yield method, PARAM.sub(r"{\1}", route.path)
 
 
 def discover(server: LiveServer) -> list[Route]:

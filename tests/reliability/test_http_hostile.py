@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -618,6 +619,41 @@ def test_broken_http_never_gets_a_5xx_nor_kills_the_server(
     assert status is None or 400 <= status < 500, answer[:300]
     assert not stored(live.store, "a")
     assert_alive(client)
+
+
+#: A path parameter in a route template, with its optional converter (``{id:path}``).
+PARAM = re.compile(r"\{([a-z_]+)(:[a-z]+)?\}")
+
+
+def app_routes(routes: Any) -> Iterator[tuple[str, str]]:
+    """(method, path template) of every route of a Starlette/FastAPI app, included ones too."""
+    for route in routes:
+        inner = getattr(route, "routes", None) or getattr(
+            getattr(route, "original_router", None), "routes", None
+        )
+        if inner and not hasattr(route, "methods"):
+            yield from app_routes(inner)
+            continue
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":
+                yield method, PARAM.sub(r"{\1}", route.path)
+
+
+@pytest.mark.parametrize("http_backend", ["memory"], indirect=True)
+def test_hostile_paths_do_not_grow_the_metrics(live: LiveServer, client: httpx.Client) -> None:
+    """Metrics label requests by route template: ids and junk paths never become labels
+    (one label per hostile path would be a memory leak, and would publish the ids)."""
+    marker = f"zz{uuid.uuid4().hex[:10]}"
+    for i in range(20):
+        client.get(tracker_path(f"{marker}-{i}", "/tracker"))
+        client.post(tracker_path(f"{marker}-{i}/x"), content=b"{")
+        client.get(f"/{marker}/no/such/route/{i}")
+        client.delete(f"/conversations/{marker}{i}")
+    text = client.get("/metrics").text
+    assert marker not in text
+    labels = set(re.findall(r'route="([^"]*)"', text))
+    templates = {PARAM.sub(r"{\1}", path) for _, path in app_routes(live.app.routes)}
+    assert labels <= templates | {"<unmatched>"}, labels - templates
 
 
 # -- 4. hostile query parameters ----------------------------------------------------------

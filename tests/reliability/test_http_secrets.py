@@ -16,7 +16,8 @@ import httpx
 
 from tests.http.conftest import Running
 from tests.proxy import TcpProxy
-from tests.reliability.test_http_auth import PARAM, WRITE_BODY, Route
+from tests.reliability.test_http_auth import WRITE_BODY, Route
+from tests.reliability.test_http_hostile import PARAM
 from tests.reliability.test_secrets import assert_clean, pg_section, write
 
 #: Both contain XYZZY, one of the forms ``assert_clean`` looks for.
