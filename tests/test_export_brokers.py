@@ -14,6 +14,9 @@ from eventstore.cli import main
 from eventstore.factory import create_tracker_store
 from eventstore.stores.base import TrackerStore
 from eventstore.testing import action, user
+from tests.contract.test_brokers import RabbitConsumer
+from tests.servers.rabbitmq import RabbitTopology
+from tests.test_relay_outage import first_copies
 
 
 def sqlite_section(path: Path) -> dict[str, Any]:
@@ -67,33 +70,23 @@ def test_sqlite_to_file_broker(tmp_path: Path, sqlite_store: Any) -> None:
     check([json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()], store)
 
 
-def test_sqlite_to_rabbitmq(tmp_path: Path, sqlite_store: Any, rabbit_topology: Any) -> None:
-    import pika
+def read_queue(topology: RabbitTopology, queue: str) -> list[dict[str, Any]]:
+    """Every message waiting in ``queue``, read with plain pika (the export has returned,
+    so all it published is there)."""
+    consumer = RabbitConsumer(topology.host, topology.port, queue)
+    try:
+        return consumer(10**6, 0.3)
+    finally:
+        consumer.close()
 
+
+def test_sqlite_to_rabbitmq(
+    tmp_path: Path, sqlite_store: Any, rabbit_topology: RabbitTopology
+) -> None:
     store, section = sqlite_store
-    broker = {
-        "type": "pika",
-        "url": rabbit_topology.host,
-        "port": rabbit_topology.port,
-        "username": "guest",
-        "password": "guest",
-        "exchange_name": rabbit_topology.exchange,
-        "queues": list(rabbit_topology.queues),
-    }
-    export(tmp_path, section, broker)
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters(host=rabbit_topology.host, port=rabbit_topology.port)
-    )
-    channel = connection.channel()
+    export(tmp_path, section, rabbit_topology.section())
     for queue in rabbit_topology.queues:  # the fanout exchange fed both queues
-        messages = []
-        while True:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                break
-            messages.append(json.loads(body))
-        check(messages, store)
-    connection.close()
+        check(read_queue(rabbit_topology, queue), store)
 
 
 def test_sqlite_to_sql_broker(tmp_path: Path, sqlite_store: Any) -> None:
@@ -142,10 +135,8 @@ def test_sqlite_to_kafka(
 
 
 def test_rabbitmq_connection_cut_mid_export_then_resume_delivers_everything(
-    sqlite_store: Any, rabbit_topology: Any
+    sqlite_store: Any, rabbit_topology: RabbitTopology
 ) -> None:
-    import pika
-
     from brokers import create_broker
     from eventstore.export import ExportFailed, export_events
     from tests.proxy import TcpProxy
@@ -170,24 +161,9 @@ def test_rabbitmq_connection_cut_mid_export_then_resume_delivers_everything(
         summary = export_events(store, broker, resume=point, publish_batch=15)
         broker.close()
     assert summary.events > 0
-    connection = pika.BlockingConnection(
-        pika.ConnectionParameters(host=rabbit_topology.host, port=rabbit_topology.port)
-    )
-    channel = connection.channel()
-    messages = []
-    while True:
-        method, _, body = channel.basic_get(rabbit_topology.queues[0], auto_ack=True)
-        if method is None:
-            break
-        messages.append(json.loads(body))
-    connection.close()
+    messages = read_queue(rabbit_topology, rabbit_topology.queues[0])
     # at least once; a consumer that drops repeated (sender_id, seq) sees each event once,
     # in order, and the repeats are at most the one unconfirmed batch
-    first_seen: list[dict[str, Any]] = []
-    seen: set[tuple[str, int]] = set()
-    for m in messages:
-        if (m["sender_id"], m["seq"]) not in seen:
-            seen.add((m["sender_id"], m["seq"]))
-            first_seen.append(m)
+    first_seen = first_copies(messages)
     assert len(messages) - len(first_seen) <= 15
     check(first_seen, store)

@@ -97,7 +97,7 @@ def test_rabbitmq_link_cut_mid_stream_loses_nothing(rabbit_topology: Any) -> Non
         broker = create_broker(
             rabbit_topology.section(proxy.port, connection_attempts=2, retry_delay_in_seconds=0.2)
         )
-        assert broker.is_ready()  # the queues exist before anything is published
+        assert broker is not None and broker.is_ready()  # queues exist before publishing
         store = InMemoryTrackerStore(event_broker=broker)
         store.start_relay(min_backoff=0.05, max_backoff=0.5, batch_size=50)
         senders = append_while_cutting(store, proxy, cuts=3)
