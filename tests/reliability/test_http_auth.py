@@ -260,9 +260,11 @@ def test_jwt_user_sees_no_other_users_data_on_any_route(
             leaks.append(f"{route} -> 200 with the victim's data")
     assert not leaks, "\n".join(leaks)
     # the query API: other conversations are refused, their own is theirs alone
-    for params in ({"sender_id": VICTIM}, {}):
+    for params in ({"sender_id": VICTIM}, {}, {"format": "jsonl"}, {"sender_id": ""}):
         response = client.get("/events", params=params, headers=headers)
         assert response.status_code == 403, (params, response.text)
+    streamed = client.get("/events", headers={**headers, "Accept": "application/x-ndjson"})
+    assert streamed.status_code == 403, streamed.text
     own = client.get("/events", params={"sender_id": MALLORY}, headers=headers)
     assert own.status_code == 200
     assert {e["sender_id"] for e in own.json()["events"]} == {MALLORY}
