@@ -2,7 +2,8 @@
 
 For every broker three numbers are printed:
 - ``raw``: the plain client publishing the same bodies the same way (pika basic_publish
-  with publisher confirms and persistent messages; KafkaProducer.send + flush with
+  of persistent messages, one AMQP transaction per 500 as the broker does; a publisher
+  confirm per message is printed beside it; KafkaProducer.send + flush with
   acks=all; one executemany per batch in one transaction; file write + flush per batch);
 - ``broker``: ``EventBroker.publish_many`` + ``flush`` in batches of 500;
 - ``store+relay``: appends to an in-memory store (batches of 4 events, a bot turn) until
@@ -11,7 +12,8 @@ For every broker three numbers are printed:
 Ratios are broker/raw and relay/raw (1.00 = no overhead). Nothing is asserted.
 
 Run: ``.venv/bin/python -m bench.bench_brokers`` (RabbitMQ on 127.0.0.1:5672 and
-PostgreSQL on 127.0.0.1:5432 as in tests; Tansu is started here).
+PostgreSQL on 127.0.0.1:5432 as in tests, in a throwaway database; Tansu, a Kafka-protocol
+stand-in, is started here). Exchanges, queues, topics and tables are this run's own.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from bench.common import best_rates, fresh_postgres, unique
 from brokers import create_broker
 from brokers.base import EventBroker, encode_message
 from brokers.testing import stored_events
@@ -36,19 +38,14 @@ BATCH = 500
 
 def messages(count: int) -> list[dict[str, Any]]:
     """``count`` bodies of 20 conversations, each about 200 bytes."""
-    senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    senders = [unique("bench-") for _ in range(20)]
     return [e.as_message() for e in stored_events(senders, count // 20)]
 
 
 def compare(name: str, runs: dict[str, Callable[[], int]], repeats: int = 3) -> None:
     """Run each function ``repeats`` times, interleaved (so load on the machine hits all
     alike), and report the best events/s of each (functions return how many they sent)."""
-    rates: dict[str, float] = dict.fromkeys(runs, 0.0)
-    for _ in range(repeats):
-        for key, fn in runs.items():
-            start = time.perf_counter()
-            done = fn()
-            rates[key] = max(rates[key], done / (time.perf_counter() - start))
+    rates = best_rates(runs, rounds=repeats, min_seconds=0)
     report(name, rates["raw"], rates["broker"], rates["relay"])
 
 
@@ -82,7 +79,7 @@ def store_alone(count: int = 50000) -> float:
     best_rate = 0.0
     for _ in range(3):
         store = InMemoryTrackerStore()
-        senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        senders = [unique("bench-") for _ in range(20)]
         start = time.perf_counter()
         for i in range(count // 4):
             store.append(senders[i % len(senders)], TURN)
@@ -95,9 +92,10 @@ def via_store(section: dict[str, Any], count: int) -> Callable[[], int]:
     turn = TURN
 
     def run() -> int:
-        store = InMemoryTrackerStore(event_broker=make_broker(section))
+        broker = make_broker(section)
+        store = InMemoryTrackerStore(event_broker=broker)
         store.start_relay(poll_interval=0.05)
-        senders = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        senders = [unique("bench-") for _ in range(20)]
         for i in range(count // 4):
             store.append(senders[i % len(senders)], turn)
         relay = store.relay
@@ -105,6 +103,7 @@ def via_store(section: dict[str, Any], count: int) -> Callable[[], int]:
         while relay.published < count // 4 * 4:
             time.sleep(0.001)
         store.stop_relay(10)
+        broker.close()
         return count // 4 * 4
 
     return run
@@ -117,26 +116,39 @@ def report(name: str, raw: float, broker: float, relay: float) -> None:
     )
 
 
-def bench_rabbitmq(count: int = 1000) -> None:
+def bench_rabbitmq(count: int = 5000) -> None:
     import pika
 
-    tag = uuid.uuid4().hex[:8]
+    tag = unique("")
     exchange, queue = f"bench-{tag}", f"bench-q-{tag}"
     section = {"type": "pika", "url": "127.0.0.1", "exchange_name": exchange, "queues": [queue]}
     bodies = messages(count)
     connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
     channel = connection.channel()
-    channel.confirm_delivery()
     channel.exchange_declare(exchange, exchange_type="fanout", durable=True)
     channel.queue_declare(queue, durable=True)
     channel.queue_bind(queue, exchange, routing_key="")
+    channel.tx_select()
+    confirming = connection.channel()
+    confirming.confirm_delivery()
     properties = pika.BasicProperties(delivery_mode=2, content_type="application/json")
 
     def raw() -> int:
-        for body in bodies:
-            channel.basic_publish(exchange, "", json.dumps(body).encode(), properties)
+        # as the broker does: persistent messages, one AMQP transaction per BATCH
+        for i in range(0, len(bodies), BATCH):
+            for body in bodies[i : i + BATCH]:
+                channel.basic_publish(exchange, "", json.dumps(body).encode(), properties)
+            channel.tx_commit()
         return len(bodies)
 
+    def raw_confirms() -> int:
+        # the other way to know a message is stored: a publisher confirm per message
+        for body in bodies[:1000]:
+            confirming.basic_publish(exchange, "", json.dumps(body).encode(), properties)
+        return 1000
+
+    confirm_rate = best_rates({"confirms": raw_confirms}, rounds=3, min_seconds=0)["confirms"]
+    print(f"rabbitmq     raw, a publisher confirm per message instead: {confirm_rate:,.0f}/s")
     broker = make_broker(section)
     try:
         compare(
@@ -146,7 +158,7 @@ def bench_rabbitmq(count: int = 1000) -> None:
                 "broker": via_broker(broker, bodies),
                 "relay": via_store(section, count),
             },
-            repeats=5,  # latency-bound: one confirm round trip per message, noisy
+            repeats=5,  # latency-bound (one commit round trip per 500), noisy
         )
     finally:
         broker.close()
@@ -163,7 +175,7 @@ def bench_kafka(count: int = 20000) -> None:
     port = free_port()
     process = start_tansu(port)
     bootstrap = f"127.0.0.1:{port}"
-    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-")
     section = {"type": "kafka", "url": bootstrap, "topic": topic, "partition_by_sender": True}
     bodies = messages(count)
     try:
@@ -216,7 +228,7 @@ def bench_file(directory: Path, count: int = 50000) -> None:
 
 def bench_sql(name: str, url: str, count: int = 20000) -> None:
     bodies = messages(count)
-    table = f"bench_{uuid.uuid4().hex[:8]}"
+    table = unique("bench_")
     engine = sa.create_engine(url)
     raw_table = sa.Table(
         f"{table}_raw",
@@ -261,7 +273,8 @@ def main() -> None:
         directory = Path(tmp)
         bench_file(directory)
         bench_sql("sqlite", f"sqlite:///{directory / 'bench.db'}")
-    bench_sql("postgresql", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    with fresh_postgres() as url:
+        bench_sql("postgresql", url)
     bench_rabbitmq()
     bench_kafka()
 

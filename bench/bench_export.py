@@ -15,23 +15,21 @@ Ratios are export time over each baseline. Prints numbers; asserts nothing about
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
+from bench.common import REDIS_URL, drop_redis_prefix, unique
 from brokers.file import FileEventBroker
 from eventstore.export import export_events
 from eventstore.factory import create_tracker_store
 from eventstore.stores.base import TrackerStore
 from eventstore.testing import action, bot, user
-
-REDIS_URL = os.environ.get("EVENTSTORE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def conversation(i: int, length: int) -> list[dict[str, Any]]:
@@ -50,7 +48,8 @@ def conversation(i: int, length: int) -> list[dict[str, Any]]:
     return events[:length]
 
 
-def fill(store: TrackerStore, conversations: int, length: int) -> int:
+def fill_conversations(store: TrackerStore, conversations: int, length: int) -> int:
+    """Store ``conversations`` conversations of ``length`` events; returns the event count."""
     for i in range(conversations):
         store.append(f"bench-{i:06d}", conversation(i, length))
     return conversations * length
@@ -72,36 +71,51 @@ def export_to_file(store: TrackerStore, out: Path) -> int:
         return export_events(store, broker).events
 
 
-def sqlite_raw(db: Path, out: Path | None) -> int:
-    """Plain sqlite3: stream every row in conversation order and decode it (and dump it)."""
+def raw_rows_sqlite(db: Path) -> Iterator[tuple[str, int, str]]:
+    """Plain sqlite3: every row in conversation order, streamed."""
+    with closing(sqlite3.connect(db)) as conn:
+        yield from conn.execute("SELECT sender_id, seq, data FROM events ORDER BY sender_id, seq")
+
+
+def raw_rows_redis(store: Any) -> Iterator[tuple[str, int, bytes]]:
+    """Plain redis-py: LRANGE each conversation's list, in sorted id order."""
+    client = store._client
+    for sid in sorted(store.keys()):
+        for seq, raw in enumerate(client.lrange(store.key("log", sid), 0, -1), start=1):
+            yield sid, seq, raw
+
+
+def raw_export(rows: Iterable[tuple[str, int, str | bytes]], out: Path | None) -> int:
+    """Decode every raw row (the least any export does); with ``out``, also dump each as a
+    JSON line (what a minimal hand-written export script does). Returns the row count."""
     count = 0
-    handle = out.open("w", encoding="utf-8") if out is not None else None
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT sender_id, seq, data FROM events ORDER BY sender_id, seq")
+    with ExitStack() as stack:
+        handle = stack.enter_context(out.open("w", encoding="utf-8")) if out else None
         for sender_id, seq, data in rows:
             event = json.loads(data)
             if handle is not None:
                 handle.write(json.dumps({"sender_id": sender_id, **event, "seq": seq}) + "\n")
             count += 1
-    if handle is not None:
-        handle.close()
     return count
 
 
-def redis_raw(store: Any, out: Path | None) -> int:
-    """Plain redis-py: LRANGE each conversation's list and decode it (and dump it)."""
-    client = store._client
-    count = 0
-    handle = out.open("w", encoding="utf-8") if out is not None else None
-    for sid in sorted(store.keys()):
-        for seq, raw in enumerate(client.lrange(store.key("log", sid), 0, -1), start=1):
-            event = json.loads(raw)
-            if handle is not None:
-                handle.write(json.dumps({"sender_id": sid, **event, "seq": seq}) + "\n")
-            count += 1
-    if handle is not None:
-        handle.close()
-    return count
+def measure(
+    name: str,
+    store: TrackerStore,
+    total: int,
+    rows: Callable[[], Iterable[tuple[str, int, Any]]],
+    tmp: Path,
+) -> None:
+    """Best of 3 of the raw read, the raw dump and ``export_events``, printed as ratios."""
+    report(
+        name,
+        total,
+        {
+            "raw read": best_of(3, lambda: raw_export(rows(), None)),
+            "raw dump": best_of(3, lambda: raw_export(rows(), tmp / "raw.jsonl")),
+            "export": best_of(3, lambda: export_to_file(store, tmp / "export.jsonl")),
+        },
+    )
 
 
 def report(name: str, total: int, results: dict[str, tuple[float, int]]) -> None:
@@ -118,38 +132,18 @@ def main() -> None:
     print(f"{conversations} conversations x {length} events, best of 3 runs")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        out, raw_out = tmp_path / "export.jsonl", tmp_path / "raw.jsonl"
         db = tmp_path / "bench.db"
         with create_tracker_store({"type": "sql", "dialect": "sqlite", "db": str(db)}) as store:
-            total = fill(store, conversations, length)
-            report(
-                "sqlite",
-                total,
-                {
-                    "raw read": best_of(3, lambda: sqlite_raw(db, None)),
-                    "raw dump": best_of(3, lambda: sqlite_raw(db, raw_out)),
-                    "export": best_of(3, lambda: export_to_file(store, out)),
-                },
-            )
-        prefix = f"bench{uuid.uuid4().hex[:10]}"
+            total = fill_conversations(store, conversations, length)
+            measure("sqlite", store, total, lambda: raw_rows_sqlite(db), tmp_path)
+        prefix = unique()
         section = {"type": "redis", "url": REDIS_URL, "key_prefix": prefix}
         with create_tracker_store(section) as store:
             try:
-                total = fill(store, conversations, length)
-                report(
-                    "redis",
-                    total,
-                    {
-                        "raw read": best_of(3, lambda: redis_raw(store, None)),
-                        "raw dump": best_of(3, lambda: redis_raw(store, raw_out)),
-                        "export": best_of(3, lambda: export_to_file(store, out)),
-                    },
-                )
+                total = fill_conversations(store, conversations, length)
+                measure("redis", store, total, lambda: raw_rows_redis(store), tmp_path)
             finally:
-                client = store._client  # type: ignore[attr-defined]
-                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-                for start in range(0, len(keys), 500):
-                    client.delete(*keys[start : start + 500])
+                drop_redis_prefix(store._client, prefix)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

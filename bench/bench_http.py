@@ -9,7 +9,10 @@ request (from /proc), which stays meaningful on a busy machine where wall-clock 
 mostly measures the wait for a core.
 
     python -m bench.bench_http [--requests 2000] [--concurrency 16] [--conversations 50]
-                               [--endpoints endpoints.yml]
+                               [--store memory|sqlite|postgresql | --endpoints endpoints.yml]
+
+``--store sqlite``/``postgresql`` use a temporary file / a throwaway database; with
+``--endpoints`` this run's conversations are deleted from that store at the end.
 
 The number of requests is bounded; nothing is asserted about speed.
 """
@@ -30,11 +33,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import turn_events
+from bench.common import fresh_postgres, turn_events
 from eventstore.endpoints import load_endpoints
 from eventstore.factory import create_from_endpoints, create_tracker_store
 from eventstore.stores.base import TrackerStore
@@ -172,8 +178,29 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--conversations", type=int, default=50)
-    parser.add_argument("--endpoints", default=None)
+    parser.add_argument("--endpoints", default=None, help="an endpoints.yml naming the store")
+    parser.add_argument(
+        "--store",
+        choices=("memory", "sqlite", "postgresql"),
+        default="memory",
+        help="without --endpoints: in-memory, a temporary SQLite file or a fresh PostgreSQL db",
+    )
     args = parser.parse_args()
+    with ExitStack() as stack:
+        if args.endpoints is None and args.store != "memory":
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-")))
+            url = (
+                f"sqlite:///{tmp / 'http.db'}"
+                if args.store == "sqlite"
+                else stack.enter_context(fresh_postgres())
+            )
+            args.endpoints = str(tmp / "endpoints.yml")
+            Path(args.endpoints).write_text(f"tracker_store:\n  type: sql\n  url: {url}\n")
+        run_benchmark(args)
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    """Load the server, then do the same store work here, and print both."""
 
     run = uuid.uuid4().hex[:8]
     ids = [f"bench-http-{run}-{i}" for i in range(args.conversations)]
@@ -220,7 +247,7 @@ def main() -> None:
 
         appends = time_calls(
             [
-                (lambda i=i: post_events(local_ids[i % len(ids)], post_body(i)))
+                partial(post_events, local_ids[i % len(ids)], post_body(i))
                 for i in range(args.requests)
             ]
         )
@@ -231,14 +258,15 @@ def main() -> None:
             return json.dumps(tracker.current_state()).encode()
 
         reads = time_calls(
-            [(lambda i=i: get_tracker(local_ids[i % len(ids)])) for i in range(args.requests)]
+            [partial(get_tracker, local_ids[i % len(ids)]) for i in range(args.requests)]
         )
-        for cid in local_ids:
+        # this run's conversations, the server's too when it shares the database
+        for cid in [*local_ids, *ids, *(f"warm-{run}-{i}" for i in range(50))]:
             store.delete(cid)
+        kind = type(store).__name__
     finally:
         store.close()
 
-    kind = type(make_store(args.endpoints)).__name__ if args.endpoints else "InMemoryTrackerStore"
     turns = args.requests // len(ids)
     print(
         f"{kind}: {args.requests} requests per route, {args.concurrency} in flight, "
@@ -258,5 +286,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory():
-        main()
+    main()
