@@ -2,13 +2,16 @@
 
 Random and malformed bodies for POST/PUT ``/conversations/{id}/tracker/events``, hostile
 conversation ids in the path and junk query parameters on the read routes (hypothesis,
-bounded). Whatever arrives: never a 5xx, the server keeps answering ``/health``, an error
+40 examples on memory, SQLite and PostgreSQL; 12 on the other backends), then fixed
+hostile requests (huge, deep, surrogates, out-of-range numbers, broken HTTP) on every
+backend. Whatever arrives: never a 5xx, the server keeps answering ``/health``, an error
 is Rasa's JSON body, a refused write stores nothing, and an accepted one stores exactly
 the request's events, which read back byte for byte (from the store and over HTTP).
 
 Inputs that break one of these on some backend today are listed in ``KNOWN_BUGS``: the
-property tests leave them out (``assume``) and ``test_known_hostile_requests`` pins each
-one as a strict xfail, so a fix shows up as an XPASS and the entry is then removed.
+property tests leave them out (``assume``) and ``test_pinned_hostile_reads`` /
+``test_pinned_hostile_writes`` pin each one as a strict xfail on the backends it fails
+on, so a fix shows up as an XPASS and its entry is then removed.
 """
 
 from __future__ import annotations
