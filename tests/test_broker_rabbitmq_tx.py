@@ -10,6 +10,7 @@ only duplicates are that one chunk, back to back with itself.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,14 +45,20 @@ class CommitHookBroker(PikaEventBroker):
         super()._commit(channel)
 
 
+def hook_broker(topology: RabbitTopology, port: int | None = None) -> CommitHookBroker:
+    """A ``CommitHookBroker`` publishing to ``topology`` (through ``port``, e.g. a proxy)."""
+    section = topology.section(port, connection_attempts=3)
+    section.pop("type")
+    broker = CommitHookBroker.from_config(section)
+    assert isinstance(broker, CommitHookBroker)
+    return broker
+
+
 @pytest.fixture
 def proxied(rabbit_topology: RabbitTopology) -> Iterator[tuple[TcpProxy, CommitHookBroker]]:
     """A ready broker whose link to RabbitMQ goes through a proxy the test controls."""
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
-        section = rabbit_topology.section(proxy.port, connection_attempts=3)
-        section.pop("type")
-        broker = CommitHookBroker.from_config(section)
-        assert isinstance(broker, CommitHookBroker)
+        broker = hook_broker(rabbit_topology, proxy.port)
         assert broker.is_ready()  # queues declared before anything is published
         yield proxy, broker
         broker.close()
@@ -141,3 +148,33 @@ def test_lost_commit_ok_repeats_only_that_chunk(
     received = read_all(rabbit_topology, len(expected) + 10)
     # batch 1 = chunks of 20, 20 and 10; the relay acknowledged the first 40
     assert received == expected[:50] + expected[40:]
+
+
+def rabbitmqctl(*args: str) -> None:
+    """Run ``rabbitmqctl`` against the local server; fail the test if it cannot."""
+    try:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(f"rabbitmqctl {args[0]} failed: {exc!r}")
+
+
+def test_a_queue_refusing_part_of_a_chunk_fails_that_whole_chunk(
+    rabbit_topology: RabbitTopology,
+) -> None:
+    """A full queue (``overflow: reject-publish``) takes only part of a chunk: RabbitMQ
+    fails the commit, so none of that chunk counts as confirmed and it is retried."""
+    queue = rabbit_topology.queues[0]
+    policy = f"es-test-{queue}"
+    definition = '{"max-length": 30, "overflow": "reject-publish"}'
+    rabbitmqctl("set_policy", "--apply-to", "queues", policy, f"^{queue}$", definition)
+    broker = hook_broker(rabbit_topology)
+    try:
+        messages = [e.as_message() for e in stored_events([new_sender()], 3 * CHUNK)]
+        with pytest.raises(PublishError) as failure:
+            broker.publish_many(messages)  # declares the queue under the policy, publishes
+        assert failure.value.confirmed == CHUNK  # the second chunk did not fit
+        assert "partial tx completion" in str(failure.value)
+        assert queued(rabbit_topology) == 30  # what RabbitMQ kept of it arrives again
+    finally:
+        broker.close()
+        rabbitmqctl("clear_policy", policy)
