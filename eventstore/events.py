@@ -21,6 +21,8 @@ from eventstore.errors import EventValidationError
 MAX_EVENT_BYTES = 256 * 1024
 #: Longest accepted conversation id (Rasa's SQL column is VARCHAR(255)).
 MAX_SENDER_ID_LENGTH = 255
+#: Deepest accepted nesting of objects and lists in an event (MongoDB's own limit is 100).
+MAX_NESTING = 64
 #: Longest accepted intent or action/slot name (indexed; Rasa's SQL columns are VARCHAR(255)).
 MAX_NAME_LENGTH = 255
 
@@ -267,6 +269,11 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
         raise EventValidationError(
             f"unknown event type {type_name!r}; known types: {known}", index=index, field="event"
         )
+    deep = _first_bad_key(event, lambda value: _nesting_exceeds(value, MAX_NESTING - 1))
+    if deep is not None:
+        raise EventValidationError(
+            f"values may nest at most {MAX_NESTING} levels deep", index=index, field=deep
+        )
     try:
         _ADAPTER.validate_python(event)
     except ValidationError as exc:
@@ -295,11 +302,15 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
     elif not math.isfinite(ts):
         raise EventValidationError("timestamp must be finite", index=index, field="timestamp")
     try:
-        size = len(json.dumps(out, allow_nan=False))
+        size = len(json.dumps(out, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise EventValidationError(
+            "text holds a lone surrogate (not valid unicode)",
+            index=index,
+            field=_first_bad_key(out, _has_lone_surrogate),
+        ) from None
     except (TypeError, ValueError) as exc:
         raise EventValidationError(f"the event is not valid JSON: {exc}", index=index) from None
-    except RecursionError:
-        raise EventValidationError("the event is nested too deeply", index=index) from None
     if size > max_bytes:
         biggest = max(out, key=lambda k: len(json.dumps(out[k])))
         raise EventValidationError(
@@ -319,6 +330,47 @@ def validate_events(events: Any, max_bytes: int = MAX_EVENT_BYTES) -> list[dict[
             f"events must be a list of JSON objects, got {type(events).__name__}"
         )
     return [validate_event(e, i, max_bytes) for i, e in enumerate(events)]
+
+
+def _nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects/lists in ``value`` nest deeper than ``limit`` (no recursion used)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) in ``value`` cannot be encoded as UTF-8."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _first_bad_key(event: Mapping[str, Any], bad: Any) -> str | None:
+    """The first top-level key whose name or value ``bad`` flags, to name in an error."""
+    for key, value in event.items():
+        if bad(key) or bad(value):
+            return str(key) if _encodable(str(key)) else repr(key)
+    return None
 
 
 def _encodable(text: str) -> bool:

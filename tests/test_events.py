@@ -131,3 +131,35 @@ def test_deeply_nested_json_is_refused_cleanly() -> None:
 
 def test_a_single_event_dict_is_accepted_as_a_list() -> None:
     assert len(validate_events({"event": "pause"})) == 1
+
+
+def test_nesting_is_limited_and_the_field_named() -> None:
+    value: Any = "leaf"
+    for _ in range(63):
+        value = {"k": value}
+    assert validate_event({"event": "slot", "name": "s", "value": value})["value"] == value
+    with pytest.raises(EventValidationError, match="nest at most 64 levels") as info:
+        validate_event({"event": "slot", "name": "s", "value": [value]})
+    assert info.value.field == "value"
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"event": "user", "text": "half a pair \ud800"}, "text"),
+        ({"event": "bot", "text": "ok", "data": {"key \udc00": 1}}, "data"),
+        ({"event": "bot", "text": "ok", "metadata": {"list": ["\ud83d"]}}, "metadata"),
+    ],
+)
+def test_lone_surrogates_are_refused(event: dict[str, Any], field: str) -> None:
+    # they cannot be written as UTF-8: storing them would poison every later read
+    with pytest.raises(EventValidationError, match="lone surrogate") as info:
+        validate_event(event)
+    assert info.value.field == field
+
+
+def test_size_is_counted_in_utf8_bytes() -> None:
+    text = "é" * 100
+    validate_event({"event": "bot", "text": text}, max_bytes=300)
+    with pytest.raises(EventValidationError, match="bytes of JSON"):
+        validate_event({"event": "bot", "text": text}, max_bytes=200)
