@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.convertors import Convertor, register_url_convertor
 
 from eventstore.errors import BackendUnavailable, ConcurrencyError, EventValidationError
 from eventstore.events import validate_sender_id
@@ -56,6 +57,31 @@ EventsBody = Annotated[
     Any,
     Body(description="One Rasa event object, or a list of them.", examples=[[{"event": "user"}]]),
 ]
+
+
+class ConversationIdConvertor(Convertor[str]):
+    """A conversation id in a path: any characters, ``/`` and newlines included.
+
+    Starlette's ``path`` convertor is the regex ``.*``, which stops at a newline (no
+    DOTALL), so an id holding one (the store accepts it) matched no route at all. The
+    lookahead lets the id end only where a conversation route's suffix (``/tracker``,
+    ``/tracker/events``) ends the path, or at its very end: Starlette anchors routes with
+    ``$``, which also matches before a final newline, so ``/conversations/a/tracker%0A``
+    (the DELETE path of ``a/tracker\n``) would otherwise reach conversation ``a``.
+    """
+
+    regex = r"[\s\S]*(?=(?:/tracker(?:/events)?)?\Z)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Registered before the routes below compile their paths (Starlette's registry is global).
+register_url_convertor("conversationid", ConversationIdConvertor())
+
 
 router = APIRouter()
 
@@ -205,7 +231,7 @@ def starts_session(events: list[Any]) -> bool:
 
 # -- conversations -----------------------------------------------------------------------
 @router.get(
-    "/conversations/{conversation_id:path}/tracker",
+    "/conversations/{conversation_id:conversationid}/tracker",
     tags=["trackers"],
     summary="The conversation's tracker (all sessions)",
     response_model=None,
@@ -241,7 +267,7 @@ def get_tracker(
 
 
 @router.post(
-    "/conversations/{conversation_id:path}/tracker/events",
+    "/conversations/{conversation_id:conversationid}/tracker/events",
     tags=["trackers"],
     summary="Append events (atomically)",
     response_model=None,
@@ -294,7 +320,7 @@ def append_events(
 
 
 @router.put(
-    "/conversations/{conversation_id:path}/tracker/events",
+    "/conversations/{conversation_id:conversationid}/tracker/events",
     tags=["trackers"],
     summary="Replace all events (atomically)",
     response_model=None,
@@ -321,7 +347,7 @@ def replace_events(
 
 
 @router.delete(
-    "/conversations/{conversation_id:path}",
+    "/conversations/{conversation_id:conversationid}",
     tags=["trackers"],
     summary="Delete the conversation",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -349,6 +350,34 @@ def test_ids_with_slashes_and_unicode_are_addressable(
     assert len(tracker.json()["events"]) == 4
     assert client.delete(f"/conversations/{cid}").json()["deleted_events"] == 4
     assert not server.store.exists(cid)
+
+
+def test_ids_with_newlines_are_addressable(server: LiveServer, client: httpx.Client) -> None:
+    """An id holding a newline (the store accepts it) reaches every conversation route."""
+    cid = f"{new_id('nl')}\nline two/tracker\n"
+    path = "/conversations/" + quote(cid, safe="")
+    assert client.post(f"{path}/tracker/events", json=user("hi")).json()["sender_id"] == cid
+    put = client.put(f"{path}/tracker/events", json=[user("one"), user("two")])
+    assert put.status_code == 200, put.text
+    tracker = client.get(f"{path}/tracker", params={"include_events": "ALL"})
+    assert tracker.json()["sender_id"] == cid
+    assert [e["text"] for e in tracker.json()["events"]] == ["one", "two"]
+    assert server.store.read(cid) == tracker.json()["events"]
+    assert client.delete(path).json() == {"sender_id": cid, "deleted_events": 2}
+    assert not server.store.exists(cid)
+
+
+def test_a_trailing_newline_never_reaches_a_shorter_id(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """``/conversations/a/tracker%0A`` is the DELETE path of id ``a/tracker\n``, not a
+    route of conversation ``a`` (a regex ``$`` matches before a final newline)."""
+    cid = new_id("short")
+    assert post(client, cid, user("hi")).status_code == 200
+    assert client.get(f"/conversations/{cid}/tracker%0A").status_code == 405
+    assert client.post(f"/conversations/{cid}/tracker/events%0A", json=user("x")).status_code == 405
+    assert client.delete(f"/conversations/{cid}/tracker%0A").json()["deleted_events"] == 0
+    assert len(server.store.read(cid)) == 4
 
 
 def test_put_racing_posts_never_leaves_a_mixed_or_gapped_log(server: LiveServer) -> None:
