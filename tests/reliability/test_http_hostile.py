@@ -808,16 +808,8 @@ BIG_INT = (
     "answered like the SQL and Mongo stores do (clamped), or 400 from the route "
     "(Query(le=2**63-1) and bounded cursor values)."
 )
-COLLATION = (
-    "MariaDB: the sender_id column has the database's default utf8mb4 collation, which "
-    "ignores case, accents and trailing spaces: 'ALICE', 'alice ' and 'álice' are the same "
-    "conversation as 'alice' (read, version, append, delete), so distinct conversations "
-    "share one log and a JWT user 'ALICE' reads and deletes user 'alice''s. Needs a binary "
-    "collation (utf8mb4_bin) on sender_id."
-)
 #: name -> (backends it fails on today, the bug): strict xfails here.
 KNOWN_BUGS: dict[str, tuple[set[str], str]] = {
-    "lookalike-ids": ({"mariadb"}, COLLATION),
     "events-after-2^64": ({"redis"}, BIG_INT),
     "events-cursor-2^64": ({"redis"}, BIG_INT),
     "events-limit-2^64-jsonl": ({"redis"}, BIG_INT),
