@@ -4,7 +4,9 @@ The database comes from, in order: a connection handed over by eventstore itself
 (``config.attributes["connection"]``), ``-x url=...``, the ``EVENTSTORE_DB_URL`` environment
 variable, or ``sqlalchemy.url``. A URL without a driver gets the project's one
 (``postgresql://`` -> psycopg 3, ``mysql://`` -> pymysql, ``oracle://`` -> oracledb).
-Only the store's own tables are compared, so other tables in the database are left alone.
+Only the store's own tables are compared, so other tables in the database are left alone,
+and on MySQL/MariaDB the collation of the exactly-compared name columns is compared too
+(Alembic alone overlooks a column that has the default collation instead of the binary one).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Column, create_engine, pool, text
 from sqlalchemy.engine import URL
+from sqlalchemy.types import TypeEngine
 
 from eventstore.errors import ConfigError
-from eventstore.stores.sql_schema import TABLE_NAMES, metadata
+from eventstore.stores.sql_schema import TABLE_NAMES, ExactString, metadata
 from eventstore.stores.sql_url import parse_url
 
 config = context.config
@@ -34,6 +37,35 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     if type_ == "table":
         return name in TABLE_NAMES
     return True
+
+
+def compare_type(
+    migration: Any,
+    inspected_column: Column[Any],
+    metadata_column: Column[Any],
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """MySQL/MariaDB: an ``ExactString`` column differs when its collation is not the binary one.
+
+    Alembic flags a collation only when both sides name one, and the reflected type names
+    none when the column has the table's default: read the column's collation from
+    ``information_schema`` instead. Everything else: Alembic's own comparison (``None``).
+    """
+    dialect = migration.dialect
+    if dialect.name not in ("mysql", "mariadb") or not isinstance(metadata_type, ExactString):
+        return None
+    expected = metadata_type.dialect_impl(dialect).collation  # type: ignore[attr-defined]
+    actual = getattr(inspected_type, "collation", None)
+    if migration.connection is not None:
+        actual = migration.connection.execute(
+            text(
+                "SELECT collation_name FROM information_schema.columns WHERE "
+                "table_schema = DATABASE() AND table_name = :t AND column_name = :c"
+            ),
+            {"t": metadata_column.table.name, "c": metadata_column.name},
+        ).scalar()
+    return True if actual != expected else None
 
 
 def database_url() -> URL:
@@ -56,7 +88,7 @@ def configure_options(dialect_name: str) -> dict[str, Any]:
         "target_metadata": target_metadata,
         "include_name": include_name,
         "render_as_batch": dialect_name == "sqlite",
-        "compare_type": True,
+        "compare_type": compare_type,
     }
 
 

@@ -50,8 +50,8 @@ def test_db_commands_on_a_rasa_database(tmp_path: Path, capsys: pytest.CaptureFi
 
     code, out, _ = run(capsys, "db", "history", "--endpoints", ep)
     lines = out.splitlines()
-    assert code == 0 and len(lines) == 3
-    assert lines[0].startswith("0002 -> 0003 (head, current)")
+    assert code == 0 and len(lines) == 4
+    assert lines[0].startswith("0003 -> 0004 (head, current)")
     assert lines[-1].startswith("base -> 0001: Rasa's SQLTrackerStore")
 
     code, out, _ = run(capsys, "db", "downgrade", "0002", "--endpoints", ep)

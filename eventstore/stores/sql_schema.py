@@ -4,11 +4,14 @@
 ``migrations/env.py`` both take their metadata from here.
 
 Types that matter per dialect: ``timestamp`` is a full double everywhere (MySQL DOUBLE,
-Oracle BINARY_DOUBLE; Rasa's MySQL FLOAT was single precision) and ``data`` holds an event
-of ``eventstore.events.MAX_EVENT_BYTES`` (MySQL MEDIUMTEXT, Oracle CLOB).
+Oracle BINARY_DOUBLE; Rasa's MySQL FLOAT was single precision), ``data`` holds an event
+of ``eventstore.events.MAX_EVENT_BYTES`` (MySQL MEDIUMTEXT, Oracle CLOB), and the name
+columns compare exactly on MySQL/MariaDB too (``ExactString``: a binary, no-pad collation).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,8 +24,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.dialects import mysql, oracle
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 #: Names for constraints and indexes, so migrations and ``alembic check`` agree everywhere.
 NAMING_CONVENTION = {
@@ -47,8 +53,45 @@ Position = BigInteger().with_variant(Integer, "sqlite", "oracle")
 #: Text large enough for the biggest accepted event on every dialect (Oracle Text is CLOB).
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
+
+def binary_collation(dialect: Dialect) -> str:
+    """The MySQL/MariaDB collation that compares strings byte for byte, trailing spaces too.
+
+    The default utf8mb4 collations ignore case, accents and trailing spaces, and even
+    ``utf8mb4_bin`` pads (``'a' = 'a '``). MariaDB has ``utf8mb4_nopad_bin`` (10.2+), MySQL
+    ``utf8mb4_0900_bin`` (8.0.17+; older MySQL only has the padding ``utf8mb4_bin``).
+    """
+    if getattr(dialect, "is_mariadb", False) or dialect.name == "mariadb":
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None)
+    if version is not None and tuple(version) < (8, 0, 17):
+        return "utf8mb4_bin"
+    return "utf8mb4_0900_bin"
+
+
+class ExactString(TypeDecorator[str]):
+    """String(length) compared exactly: ``'alice'``, ``'ALICE'``, ``'alice '``, ``'álice'`` differ.
+
+    PostgreSQL, SQLite and Oracle compare VARCHARs exactly already; MySQL/MariaDB get the
+    binary no-pad collation of ``binary_collation`` (picked per server, so not a variant).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            collation = binary_collation(dialect)
+            return dialect.type_descriptor(mysql.VARCHAR(self.length, collation=collation))
+        return dialect.type_descriptor(String(self.length))
+
+
 #: The head revision of ``migrations/versions`` this schema corresponds to.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: Revision 1 is Rasa's own table, exactly as its SQLTrackerStore creates it.
 RASA_REVISION = "0001"
 
@@ -56,11 +99,11 @@ events = Table(
     "events",
     metadata,
     Column("id", Position, Sequence("events_seq", optional=True), primary_key=True),
-    Column("sender_id", String(255), nullable=False),
-    Column("type_name", String(255), nullable=False),
+    Column("sender_id", ExactString(255), nullable=False),
+    Column("type_name", ExactString(255), nullable=False),
     Column("timestamp", Double),
-    Column("intent_name", String(255)),
-    Column("action_name", String(255)),
+    Column("intent_name", ExactString(255)),
+    Column("action_name", ExactString(255)),
     Column("data", LongText),
     Column("seq", Integer, nullable=False),
     Index("ix_events_sender_id", "sender_id"),
@@ -79,7 +122,7 @@ event_outbox = Table(
     metadata,
     Column("id", Position, Sequence("event_outbox_seq", optional=True), primary_key=True),
     Column("event_id", Position, nullable=False),
-    Column("sender_id", String(255), nullable=False),
+    Column("sender_id", ExactString(255), nullable=False),
     Column("seq", Integer, nullable=False),
     Index("ix_event_outbox_event_id", "event_id", unique=True),
     sqlite_autoincrement=True,
