@@ -218,6 +218,25 @@ def test_global_query_pages_by_position(store: RedisTrackerStore) -> None:
     assert [e.data["text"] for e in rest] == [str(i) for i in range(350, 360)]
 
 
+def test_query_answers_bounds_redis_cannot_take(store: RedisTrackerStore) -> None:
+    """Positions and limits past 64 bits, or negative, never reach Redis (as in SQL)."""
+    tag = new_id("bounds")
+    sid = new_id()
+    store.append(sid, [user("a", intent=tag), user("b", intent=tag)])
+    everything = [e.data["text"] for e in store.query(EventQuery(intent=tag))]
+    assert everything == ["a", "b"]
+    scopes: list[dict[str, Any]] = [{"intent": tag}, {"sender_id": sid}]
+    for filters in scopes:
+        for after in (2**63 - 1, 2**63, 2**64, 2**70):
+            assert list(store.query(EventQuery(after_position=after, **filters))) == []
+        for limit in (0, -1, -(2**70)):
+            assert list(store.query(EventQuery(limit=limit, **filters))) == []
+        wide: list[dict[str, Any]] = [{"after_position": -1}, {"after_position": -(2**70)}]
+        for bounds in [*wide, {"limit": 2**64}]:
+            found = store.query(EventQuery(**filters, **bounds))
+            assert [e.data["text"] for e in found if e.data["event"] == "user"] == everything
+
+
 # -- the outbox -------------------------------------------------------------------------
 def test_outbox_keeps_events_while_the_broker_is_down_then_relays_them(
     redis_url: str, redis_prefix: str, tmp_path: Path

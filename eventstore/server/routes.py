@@ -36,6 +36,8 @@ from eventstore.tracker import (
 logger = logging.getLogger("eventstore.server")
 
 MAX_PAGE = 1000
+#: The largest integer a query parameter or cursor may hold: every store's 64-bit range.
+MAX_INT = 2**63 - 1
 _COMPACT = (",", ":")
 #: Retries of a first POST that lost the race to start the session to another writer.
 SESSION_START_RETRIES = 3
@@ -396,6 +398,17 @@ def decode_cursor(cursor: str, kind: str) -> Any:
         raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"}) from None
 
 
+def cursor_int(cursor: str, kind: str) -> int:
+    """The position or offset in a cursor: an int from 0 to ``MAX_INT`` (400 otherwise).
+
+    Checked here so a forged cursor never hands a store a number it cannot send.
+    """
+    value = decode_cursor(cursor, kind)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"})
+    return value
+
+
 @router.get(
     "/events",
     tags=["events"],
@@ -411,9 +424,11 @@ def query_events(
     since: Annotated[float | None, Query(description="timestamp >= since")] = None,
     until: Annotated[float | None, Query(description="timestamp <= until")] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Only events with position > after.")
+        int | None, Query(ge=0, le=MAX_INT, description="Only events with position > after.")
     ] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Most events returned.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=MAX_INT, description="Most events returned.")
+    ] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     format: Annotated[
         str, Query(pattern="^(page|jsonl)$", description="page (JSON) or jsonl (stream).")
@@ -439,14 +454,9 @@ def query_events(
     skip = 0
     if cursor is not None:
         if store.has_positions:
-            position = decode_cursor(cursor, "p")
-            if not isinstance(position, int):
-                raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"})
-            after = max(after or 0, position)
+            after = max(after or 0, cursor_int(cursor, "p"))
         else:
-            skip = decode_cursor(cursor, "o")
-            if not isinstance(skip, int) or skip < 0:
-                raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"})
+            skip = cursor_int(cursor, "o")
     page_size = limit if stream else min(limit or 100, MAX_PAGE)
     query = EventQuery(
         sender_id=sender_id,
@@ -456,7 +466,7 @@ def query_events(
         since=since,
         until=until,
         after_position=after,
-        limit=None if page_size is None else page_size + skip + (0 if stream else 1),
+        limit=None if page_size is None else min(page_size + skip + (0 if stream else 1), MAX_INT),
     )
     results = store.query(query)
     for _ in range(skip):

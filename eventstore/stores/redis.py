@@ -17,6 +17,7 @@ keys of several hash slots, so Redis Cluster is not supported.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import islice
@@ -36,6 +37,8 @@ from eventstore.tracker import Tracker
 _CHUNK = 500
 #: Entries fetched per round trip when streaming queries, keys and the outbox.
 _PAGE = 500
+#: The largest position INCRBY can hand out (a signed 64-bit counter).
+_MAX_POSITION = 2**63 - 1
 _MASK = "**********"
 
 # Every script gets the same keys, so they share one builder:
@@ -455,12 +458,24 @@ class RedisTrackerStore(TrackerStore):
                 return
 
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
-        """One conversation from its lists, or all of them from the global stream, paged."""
+        """One conversation from its lists, or all of them from the global stream, paged.
+
+        Bounds Redis cannot take are answered here, as the SQL store does: a limit of 0 or
+        less, or ``after_position`` at or past the largest position, match nothing; a
+        negative ``after_position`` filters nothing; a limit past ``sys.maxsize`` (more than
+        any store holds) is no limit.
+        """
+        limit = query.limit
+        after = query.after_position
+        if (limit is not None and limit <= 0) or (after is not None and after >= _MAX_POSITION):
+            return iter(())
         if query.sender_id is not None:
             events = self._query_conversation(query, query.sender_id)
         else:
             events = self._query_global(query)
-        return islice(filter(query.matches, events), query.limit)
+        return islice(
+            filter(query.matches, events), None if limit is None or limit > sys.maxsize else limit
+        )
 
     def _query_conversation(self, query: EventQuery, sender_id: str) -> Iterator[StoredEvent]:
         log, pos = self.key("log", sender_id), self.key("pos", sender_id)
@@ -480,7 +495,7 @@ class RedisTrackerStore(TrackerStore):
 
     def _query_global(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Walk the global stream from ``after_position``; fetch only the events that pass."""
-        cursor = f"{(query.after_position or 0) + 1}-0"
+        cursor = f"{max(query.after_position or 0, 0) + 1}-0"  # positions start at 1
         while True:
             with self._errors("querying"):
                 page = self._client.xrange(self.key("global"), min=cursor, count=_PAGE)

@@ -189,3 +189,32 @@ def test_bad_reads_name_the_parameter(limited: LiveServer, http: httpx.Client) -
     long_id = "x" * 256
     assert_failure(http.post(events_path(long_id), json=user("hi")), 400, "sender_id", "255")
     assert not limited.store.exists(long_id)
+
+
+def test_integers_past_64_bits_are_refused_naming_the_parameter(
+    limited: LiveServer, http: httpx.Client
+) -> None:
+    """``after``, ``limit`` and cursor values past 2^63-1 are 400 on every store: no store
+    column or Redis counter holds them, so the answer does not depend on the backend."""
+    from eventstore.server.routes import encode_cursor
+
+    for value in (2**63, 2**64, 2**70):
+        for name in ("after", "limit"):
+            for extra in ({}, {"format": "jsonl"}):
+                response = http.get("/events", params={name: str(value), **extra})
+                assert_failure(response, 400, name, name)
+        for kind in ("p", "o"):
+            cursor = encode_cursor(kind, value)
+            assert_failure(http.get("/events", params={"cursor": cursor}), 400, "cursor", "cursor")
+    for forged in (True, -1, 1.5, "7", None):
+        cursor = encode_cursor("p", forged)
+        assert_failure(http.get("/events", params={"cursor": cursor}), 400, "cursor", "cursor")
+    # the largest accepted values are answered (nothing lies past the last position)
+    cid = new_id("bounds")
+    limited.store.append(cid, session_start())
+    top = str(2**63 - 1)
+    assert http.get("/events", params={"after": top}).json() == {"events": [], "next_cursor": None}
+    streamed = http.get("/events", params={"sender_id": cid, "limit": top, "format": "jsonl"})
+    assert streamed.status_code == 200 and len(streamed.text.splitlines()) == 3
+    last = http.get("/events", params={"cursor": encode_cursor("p", 2**63 - 1)})
+    assert last.json() == {"events": [], "next_cursor": None}
