@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -48,6 +48,72 @@ def close_store(store: TrackerStore) -> None:
             broker.close()
         except Exception:
             logger.exception("closing the event broker failed")
+
+
+#: The Swagger UI page. It is static: the token is never rendered into it (where the
+#: browser cache and saved pages would keep it). Its script takes the token from the URL
+#: fragment (``#token=``, never sent to a server) or the ``?token=`` the page was opened
+#: with, removes it from the address bar, and sends it as ``Authorization: Bearer`` on
+#: same-origin requests (the schema and "Try it out"); Authorize takes a token or JWT too.
+DOCS_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta name="referrer" content="no-referrer">
+<link type="text/css" rel="stylesheet"
+      href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<title>eventstore API</title>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>
+(function () {
+  var fragment = new URLSearchParams(window.location.hash.slice(1));
+  var query = new URLSearchParams(window.location.search);
+  var token = fragment.get("token") || query.get("token");
+  if (fragment.has("token") || query.has("token")) {
+    query.delete("token");
+    var rest = query.toString();
+    window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
+  }
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    layout: "BaseLayout",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+    requestInterceptor: function (request) {
+      var target = new URL(request.url, window.location.href);
+      if (token && target.origin === window.location.origin && !request.headers.Authorization) {
+        request.headers.Authorization = "Bearer " + token;
+      }
+      return request;
+    }
+  });
+})();
+</script>
+</body>
+</html>
+"""
+#: Keep the page (opened with ``?token=``) out of caches and its URL out of Referer headers.
+DOCS_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def with_bearer_auth(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with a bearer scheme on every route but ``/health`` (Swagger's Authorize)."""
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The auth token, or a JWT signed with the JWT secret.",
+        }
+    }
+    schema["security"] = [{"bearer": []}]
+    for operation in schema.get("paths", {}).get("/health", {}).values():
+        operation["security"] = []
+    return schema
 
 
 def create_app(
@@ -97,14 +163,12 @@ def create_app(
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(_: Principal = Depends(require_auth)) -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(with_bearer_auth(app.openapi()))
 
     @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request, _: Principal = Depends(require_auth)) -> HTMLResponse:
-        # The page fetches the schema itself: hand it the ?token= it was opened with.
-        token = request.query_params.get("token")
-        url = "/openapi.json" + (f"?{request.url.query}" if token else "")
-        return get_swagger_ui_html(openapi_url=url, title="eventstore API")
+    async def docs(_: Principal = Depends(require_auth)) -> HTMLResponse:
+        # The same page whatever credentials opened it: the token is never written into it.
+        return HTMLResponse(DOCS_PAGE, headers=DOCS_HEADERS)
 
     return app
 
