@@ -802,18 +802,8 @@ PINNED_WRITES: list[tuple[str, bytes]] = [
     ("empty-key", b'{"event": "user", "text": "x", "metadata": {"": 1}}'),
 ]
 ALL = set(HTTP_BACKENDS)
-BIG_INT = (
-    "Redis: GET /events with 'after', a cursor position or 'limit' (jsonl) past 2^63 -> "
-    "the int reaches redis-py/Lua and fails (503 'store unavailable' or 500). Should be "
-    "answered like the SQL and Mongo stores do (clamped), or 400 from the route "
-    "(Query(le=2**63-1) and bounded cursor values)."
-)
 #: name -> (backends it fails on today, the bug): strict xfails here.
-KNOWN_BUGS: dict[str, tuple[set[str], str]] = {
-    "events-after-2^64": ({"redis"}, BIG_INT),
-    "events-cursor-2^64": ({"redis"}, BIG_INT),
-    "events-limit-2^64-jsonl": ({"redis"}, BIG_INT),
-}
+KNOWN_BUGS: dict[str, tuple[set[str], str]] = {}
 
 
 @pytest.mark.parametrize(("name", "path", "params"), PINNED_READS, ids=[c[0] for c in PINNED_READS])
