@@ -381,15 +381,6 @@ def test_query_token_is_never_logged_nor_echoed(tmp_path: Path) -> None:
     assert TOKEN not in run.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "GET /docs?token=... copies the raw query string, token included, into the Swagger "
-        "page (url: '/openapi.json?token=...'), so the token sits in the HTML, the browser "
-        "cache and history. Safer: the page fetches /openapi.json with the token from a "
-        "header or the URL fragment, never server-rendered."
-    ),
-)
 def test_docs_page_does_not_embed_the_token(client: httpx.Client) -> None:
     response = client.get("/docs", params={"token": TOKEN})
     assert response.status_code == 200
