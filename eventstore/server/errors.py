@@ -101,7 +101,10 @@ def translate(exc: Exception) -> ApiError:
             },
         )
     if isinstance(exc, BackendUnavailable | SchemaError | BrokerUnavailable):
-        return ApiError(503, f"the store is unavailable: {exc}")
+        # the detail names hosts and databases: it goes to the server log, not to clients
+        logger.warning("503: %s", exc)
+        what = "event broker" if isinstance(exc, BrokerUnavailable) else "store"
+        return ApiError(503, f"the {what} is unavailable; the server log has the details")
     if isinstance(exc, EventStoreError):
         return ApiError(500, f"{type(exc).__name__}: {exc}")
     return ApiError(500, "internal server error; the server log has the details")

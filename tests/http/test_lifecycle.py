@@ -41,6 +41,10 @@ def test_store_outage_is_503_json_and_health_says_so(postgres_url: str) -> None:
                 assert down.status_code == 503
                 assert down.json()["reason"] == "ServiceUnavailable"
                 assert "Traceback" not in down.text
+                # where the database lives is for the server log, not for clients
+                database = parts.path.strip("/")
+                for body in (down.text, health.text):
+                    assert database not in body and proxy.address not in body
                 proxy.restore()
                 deadline = time.monotonic() + 20
                 while client.get("/health").status_code != 200:

@@ -161,4 +161,5 @@ def test_configs_and_stores_hide_passwords_in_repr(postgres_url: str) -> None:
     store.close()
     from eventstore.stores.redis import RedisConfig
 
-    assert_clean(repr(RedisConfig(password=SECRET)), str(RedisConfig(password=SECRET)))
+    config = RedisConfig.model_validate({"password": SECRET})
+    assert_clean(repr(config), str(config))
