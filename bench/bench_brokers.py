@@ -147,10 +147,11 @@ def bench_rabbitmq(count: int = 5000) -> None:
             confirming.basic_publish(exchange, "", json.dumps(body).encode(), properties)
         return 1000
 
-    confirm_rate = best_rates({"confirms": raw_confirms}, rounds=3, min_seconds=0)["confirms"]
-    print(f"rabbitmq     raw, a publisher confirm per message instead: {confirm_rate:,.0f}/s")
-    broker = make_broker(section)
+    broker = None
     try:
+        confirms = best_rates({"confirms": raw_confirms}, rounds=3, min_seconds=0)["confirms"]
+        print(f"rabbitmq     raw, a publisher confirm per message instead: {confirms:,.0f}/s")
+        broker = make_broker(section)
         compare(
             "rabbitmq",
             {
@@ -161,7 +162,8 @@ def bench_rabbitmq(count: int = 5000) -> None:
             repeats=5,  # latency-bound (one commit round trip per 500), noisy
         )
     finally:
-        broker.close()
+        if broker is not None:
+            broker.close()
         channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         connection.close()
