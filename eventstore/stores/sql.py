@@ -48,7 +48,6 @@ from eventstore.config import StrictConfig
 from eventstore.errors import (
     BackendUnavailable,
     ConcurrencyError,
-    EventValidationError,
 )
 from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
@@ -60,8 +59,6 @@ from eventstore.tracker import Tracker
 
 #: Rows fetched per round trip when streaming ``query`` and ``keys`` results.
 STREAM_BATCH = 500
-#: Longest value of the indexed String(255) columns.
-MAX_NAME_LENGTH = 255
 # Driver error codes: unique violation, and transient conflicts worth retrying.
 _PG_UNIQUE = "23505"
 _PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
@@ -142,11 +139,9 @@ class SQLTrackerStore(TrackerStore):
     # -- append --------------------------------------------------------------------------
     def _rows(self, events_: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []
-        for index, data in enumerate(events_):
+        # names already passed validate_event: at most 255 characters, no NUL, valid unicode
+        for data in events_:
             intent, name = intent_name(data), action_name(data)
-            for field, value in (("parse_data.intent.name", intent), ("name", name)):
-                if value is not None:
-                    _check_column_value(value, index, field)
             rows.append(
                 {
                     "type_name": data["event"],
@@ -398,16 +393,6 @@ def _storable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _check_column_value(value: str, index: int, field: str) -> None:
-    """A name stored in a String(255) column: bounded, no NUL, encodable as UTF-8."""
-    if len(value) > MAX_NAME_LENGTH:
-        problem = f"must be at most {MAX_NAME_LENGTH} characters (got {len(value)})"
-        raise EventValidationError(problem, index=index, field=field)
-    if not _storable(value):
-        problem = "must not contain NUL characters or lone surrogates"
-        raise EventValidationError(problem, index=index, field=field)
 
 
 def _is_unique_violation(exc: DBAPIError) -> bool:
