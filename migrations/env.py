@@ -21,8 +21,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.types import TypeEngine
 
 from eventstore.errors import ConfigError
-from eventstore.stores.sql_schema import TABLE_NAMES, ExactString, metadata
-from eventstore.stores.sql_url import parse_url
+from eventstore.stores.sql.analytics_schema import ANALYTICS_TABLE_NAMES
+from eventstore.stores.sql.schema import TABLE_NAMES, ExactString, metadata
+from eventstore.stores.sql.url import parse_url
 
 config = context.config
 
@@ -35,7 +36,7 @@ target_metadata = metadata
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Compare only the tables (and their indexes) this project owns."""
     if type_ == "table":
-        return name in TABLE_NAMES
+        return name in TABLE_NAMES or name in ANALYTICS_TABLE_NAMES
     return True
 
 

@@ -1,6 +1,6 @@
 """In-memory store: the default, a dict of per-conversation event lists in this process.
 
-Features: the full store contract, global positions, thread-safe appends.
+Features: the full store contract, global positions, thread-safe appends, snapshots.
 Options: none. History is lost when the process exits.
 """
 
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from eventstore.config import StoreSettings, StrictConfig
 from eventstore.errors import ConcurrencyError
+from eventstore.events import MAX_EVENT_BYTES
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 
 
@@ -25,18 +26,25 @@ class InMemoryTrackerStore(TrackerStore):
     Config: ClassVar[type[StrictConfig] | None] = InMemoryConfig
     has_positions: ClassVar[bool] = True
     supports_outbox: ClassVar[bool] = True
+    supports_snapshots: ClassVar[bool] = True
+    process_local: ClassVar[bool] = True
 
-    def __init__(self, event_broker: Any = None, **kwargs: Any) -> None:
-        super().__init__(event_broker, **kwargs)
+    def __init__(
+        self, settings: InMemoryConfig | None = None, *, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
+        self.settings = settings if settings is not None else InMemoryConfig()
+        super().__init__(max_event_bytes, self.settings.tracker_cache_size)
         self._logs: dict[str, list[StoredEvent]] = {}
         self._session_starts: dict[str, int] = {}
         self._position = 0
         self._lock = threading.Lock()
         self._outbox: dict[tuple[str, int], StoredEvent] = {}
+        self._snapshots: dict[str, str] = {}
+        self._checkpoints: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings: Any, event_broker: Any = None) -> InMemoryTrackerStore:
-        return cls(event_broker=event_broker)
+    def from_settings(cls, settings: Any) -> InMemoryTrackerStore:
+        return cls(settings)
 
     def _append(
         self, sender_id: str, events: list[dict[str, Any]], expected_version: int | None
@@ -69,6 +77,7 @@ class InMemoryTrackerStore(TrackerStore):
                 raise ConcurrencyError(sender_id, expected_version, current)
             self._logs.pop(sender_id, None)
             self._session_starts.pop(sender_id, None)
+            self._snapshots.pop(sender_id, None)
             stored = []
             for seq, event in enumerate(events, start=1):
                 self._position += 1
@@ -98,11 +107,33 @@ class InMemoryTrackerStore(TrackerStore):
         return iter(ids)
 
     def delete(self, sender_id: str) -> int:
-        with self._lock:
-            self._session_starts.pop(sender_id, None)
-            return len(self._logs.pop(sender_id, ()))
+        return self._delete(sender_id, None)
 
-    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+    def delete_at_version(self, sender_id: str, version: int) -> int:
+        return self._delete(sender_id, version)
+
+    def _delete(self, sender_id: str, expected: int | None) -> int:
+        self._forget_snapshot(sender_id)
+        with self._lock:
+            current = len(self._logs.get(sender_id, ()))
+            if expected is not None and current != expected:
+                raise ConcurrencyError(sender_id, expected, current)
+            self._session_starts.pop(sender_id, None)
+            self._snapshots.pop(sender_id, None)
+            removed = self._logs.pop(sender_id, ())
+            for event in removed:  # never published once deleted
+                self._outbox.pop((sender_id, event.seq), None)
+            return len(removed)
+
+    def _read_snapshot(self, sender_id: str) -> str | None:
+        return self._snapshots.get(sender_id)
+
+    def _write_snapshot(self, sender_id: str, version: int, data: str) -> None:
+        with self._lock:
+            if len(self._logs.get(sender_id, ())) >= version:
+                self._snapshots[sender_id] = data
+
+    def _query(self, query: EventQuery) -> Iterator[StoredEvent]:
         with self._lock:
             if query.sender_id is not None:
                 candidates = list(self._logs.get(query.sender_id, ()))
@@ -117,6 +148,12 @@ class InMemoryTrackerStore(TrackerStore):
             if query.matches(event):
                 count += 1
                 yield event
+
+    def load_checkpoint(self, name: str) -> int | None:
+        return self._checkpoints.get(name)
+
+    def save_checkpoint(self, name: str, position: int) -> None:
+        self._checkpoints[name] = position
 
     def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
         with self._lock:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from eventstore.stores.sql_schema import binary_collation
+from eventstore.stores.sql.schema import binary_collation
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"

@@ -16,6 +16,14 @@ PG_ADMIN = os.environ.get("EVENTSTORE_TEST_PG", "postgresql://postgres@127.0.0.1
 MYSQL_HOST = os.environ.get("EVENTSTORE_TEST_MYSQL_HOST", "127.0.0.1")
 
 
+def database_url(admin: str, database: str) -> str:
+    """The admin URL's server and credentials, with the psycopg driver and ``database``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin).set(drivername="postgresql+psycopg", database=database)
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """``postgresql+psycopg://`` URL of a new, empty database, dropped at the end."""
@@ -28,7 +36,7 @@ def postgres_url() -> Iterator[str]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    yield database_url(PG_ADMIN, name)
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

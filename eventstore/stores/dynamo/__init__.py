@@ -1,0 +1,1 @@
+"""DynamoDB backend: the store, its config and its item layout."""

@@ -1,0 +1,1 @@
+"""MongoDB backend: the store and its config."""

@@ -1,0 +1,1 @@
+"""SQL backend (SQLAlchemy): the store, its engine, URL, schema and migrations."""
