@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from brokers.base import EventBroker, PublishError, encode_message
-from eventstore.errors import ConfigError
-from eventstore.registry import BROKER_ALIASES, EVENT_BROKERS, resolve
+from brokers.base import EventBroker, encode_message
+from eventstore.errors import ConfigError, PublishError
+from eventstore.registry import resolve
+
+#: Type name -> ``module:Class`` of the broker (resolved by ``eventstore.registry``).
+EVENT_BROKERS: dict[str, str] = {
+    "pika": "brokers.rabbitmq:PikaEventBroker",
+    "kafka": "brokers.kafka:KafkaEventBroker",
+    "sql": "brokers.sql:SQLEventBroker",
+    "file": "brokers.file:FileEventBroker",
+}
+BROKER_ALIASES: dict[str, str] = {"rabbitmq": "pika", "rabbit": "pika", "amqp": "pika"}
 
 
 def create_broker(config: Mapping[str, Any] | None) -> EventBroker | None:
@@ -27,4 +36,11 @@ def create_broker(config: Mapping[str, Any] | None) -> EventBroker | None:
     return cls.from_config(settings)
 
 
-__all__ = ["EventBroker", "PublishError", "create_broker", "encode_message"]
+__all__ = [
+    "BROKER_ALIASES",
+    "EVENT_BROKERS",
+    "EventBroker",
+    "PublishError",
+    "create_broker",
+    "encode_message",
+]

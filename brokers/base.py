@@ -17,19 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from eventstore.config import StrictConfig
-from eventstore.errors import BrokerError
+from eventstore.errors import BrokerError, PublishError
 
-
-class PublishError(BrokerError):
-    """``publish_many`` failed part-way: the first ``confirmed`` messages were accepted.
-
-    The outbox relay acknowledges exactly those and publishes the rest again, so a failure
-    in the middle of a batch republishes as little as possible.
-    """
-
-    def __init__(self, message: str, confirmed: int = 0) -> None:
-        self.confirmed = confirmed
-        super().__init__(message)
+__all__ = ["EventBroker", "PublishError", "encode_message", "message_json"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -60,6 +50,9 @@ class EventBroker(ABC):
     """
 
     Config: ClassVar[type[StrictConfig] | None] = None
+    #: ``time.monotonic()`` by which a call gives up its own retries (connection attempts,
+    #: socket waits); set by ``OutboxRelay.drain(timeout)`` so every timeout flag holds.
+    deadline: float | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> EventBroker:

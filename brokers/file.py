@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterable
 from typing import IO, Any, ClassVar
 
-from brokers.base import EventBroker, PublishError, encode_message
+from brokers.base import EventBroker, encode_message
 from eventstore.config import StrictConfig
-from eventstore.errors import BrokerError
+from eventstore.errors import BrokerError, PublishError
 
 
 class FileBrokerConfig(StrictConfig):

@@ -30,10 +30,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from brokers.base import EventBroker, PublishError, encode_message
+from brokers.base import EventBroker, encode_message
 from eventstore.config import StrictConfig, secret_value
 from eventstore.drivers import require
-from eventstore.errors import BrokerError, BrokerUnavailable
+from eventstore.errors import BrokerError, BrokerUnavailable, PublishError
 
 
 class KafkaBrokerConfig(StrictConfig):
@@ -140,8 +140,21 @@ class KafkaEventBroker(EventBroker):
     def _ensure_producer(self) -> Any:
         if self._producer is None:
             with self._translate("connecting"):
-                self._producer = self._kafka.KafkaProducer(**self._options)
+                self._producer = self._kafka.KafkaProducer(**self._bounded(self._options))
         return self._producer
+
+    def _left(self) -> float | None:
+        """Seconds left before ``deadline`` (at least 0.1), or None without one."""
+        return None if self.deadline is None else max(0.1, self.deadline - time.monotonic())
+
+    def _bounded(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The producer options, with every blocking wait cut to what ``deadline`` leaves."""
+        left = self._left()
+        if left is None:
+            return options
+        ms = max(int(left * 1000), 100)
+        keys = ("max_block_ms", "bootstrap_timeout_ms")
+        return {**options, **{key: min(options[key], ms) for key in keys}}
 
     def publish(self, message: dict[str, Any]) -> None:
         self.publish_many([message])
@@ -185,6 +198,9 @@ class KafkaEventBroker(EventBroker):
             if not self._futures:
                 return
             total = len(self._futures)
+            left = self._left()
+            if left is not None:  # the relay's deadline bounds an unbounded flush too
+                timeout = left if timeout is None else min(timeout, left)
             confirmed = self._settle(timeout)
             if confirmed < total:
                 raise PublishError(

@@ -1,6 +1,7 @@
 """RabbitMQ broker via pika (Rasa's ``type: pika``, alias ``rabbitmq``).
 
-Features: a durable **fanout** exchange with durable queues bound to it; persistent
+Features: a **fanout** exchange (used as it exists, else declared as Rasa 3.6 declares it:
+non-durable unless ``exchange_durable``) with durable queues bound to it; persistent
 messages (``delivery_mode=2``) as UTF-8 JSON with ``app_id`` = ``$RASA_ENVIRONMENT``;
 a transactional channel: a batch is published, then committed with one ``tx.commit``
 (RabbitMQ answers ``commit-ok`` only once every message of it is confirmed, i.e. durable
@@ -16,7 +17,8 @@ Options: ``url`` (localhost), ``username``, ``password``, ``port`` (5672), ``que
 (list or string; ``["rasa_core_events"]``), ``exchange_name`` (``rasa-exchange``),
 ``connection_attempts`` (20), ``retry_delay_in_seconds`` (5),
 ``should_keep_unpublished_messages`` and ``raise_on_failure`` (accepted for Rasa
-compatibility; unpublished events always stay in the store's outbox).
+compatibility; unpublished events always stay in the store's outbox), ``message_format``
+(``eventstore``; ``rasa``: Rasa's exact body and properties), ``exchange_durable`` (false).
 
 A pika ``BlockingConnection`` belongs to one thread: the store's relay thread publishes;
 the broker serialises every call with a lock so other threads never interleave with it.
@@ -25,20 +27,29 @@ the broker serialises every call with a lock so other threads never interleave w
 from __future__ import annotations
 
 import copy
+import json
 import os
 import ssl
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from brokers.base import EventBroker, PublishError, encode_message
+from brokers.base import EventBroker, encode_message
 from eventstore.config import StrictConfig, secret_value
 from eventstore.drivers import require
-from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
+from eventstore.errors import (
+    BrokerAuthenticationError,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigError,
+    PublishError,
+)
 
 DEFAULT_QUEUE = "rasa_core_events"
 
@@ -56,6 +67,12 @@ class PikaBrokerConfig(StrictConfig):
     retry_delay_in_seconds: float = Field(default=5.0, ge=0)
     should_keep_unpublished_messages: bool = True
     raise_on_failure: bool = False
+    #: ``eventstore``: compact UTF-8 JSON with ``seq``/``position``; ``rasa``: Rasa's body
+    #: and properties exactly, for consumers with strict schemas.
+    message_format: Literal["eventstore", "rasa"] = "eventstore"
+    #: Durability of an exchange this broker creates (an existing one is used as it is).
+    #: Rasa 3.6 declares ``rasa-exchange`` non-durable and fails on any other declaration.
+    exchange_durable: bool = False
 
     @field_validator("queues", mode="before")
     @classmethod
@@ -177,16 +194,53 @@ class PikaEventBroker(EventBroker):
                 f"({what}): {type(exc).__name__}"
             ) from exc
 
+    def _connect(self, params: Any) -> Any:
+        """A connection, trying ``connection_attempts`` times ``retry_delay`` apart.
+
+        The attempts are made here, one pika attempt each, so that refused credentials
+        stop them at once (pika would retry those too) and ``deadline`` bounds them all.
+        """
+        exceptions = self._pika.exceptions
+        refused = (
+            exceptions.ProbableAuthenticationError,
+            exceptions.AuthenticationError,
+            exceptions.ProbableAccessDeniedError,
+        )
+        attempts = max(1, int(params.connection_attempts))
+        for attempt in range(1, attempts + 1):
+            once = copy.copy(params)
+            once.connection_attempts, once.retry_delay = 1, 0
+            if self.deadline is not None:  # no socket wait past the deadline either
+                left = max(0.1, self.deadline - time.monotonic())
+                once.socket_timeout = min(once.socket_timeout or left, left)
+                once.stack_timeout = min(once.stack_timeout or left, left)
+            try:
+                return self._pika.BlockingConnection(once)
+            except refused as exc:
+                raise BrokerAuthenticationError(
+                    f"RabbitMQ at {params.host}:{params.port} refused the credentials of user "
+                    f"{params.credentials.username!r} ({type(exc).__name__}); fix them in "
+                    "endpoints.yml: retrying cannot help"
+                ) from exc
+            except (exceptions.AMQPError, OSError):
+                past_deadline = (
+                    self.deadline is not None
+                    and time.monotonic() + params.retry_delay >= self.deadline
+                )
+                if attempt == attempts or past_deadline:
+                    raise
+                time.sleep(params.retry_delay)
+        raise AssertionError("unreachable")
+
     def _ensure_channel(self, params: Any = None) -> Any:
         """The open transactional channel, connecting and declaring the topology if needed."""
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self._drop_connection()
         with self._translate("connecting"):
-            connection = self._pika.BlockingConnection(params or self._params)
+            connection = self._connect(params or self._params)
             try:
-                channel = connection.channel()
-                channel.exchange_declare(self.exchange, exchange_type="fanout", durable=True)
+                channel = self._exchange_channel(connection)
                 for queue in self.queues:
                     channel.queue_declare(queue, durable=True)
                     channel.queue_bind(queue, self.exchange, routing_key="")
@@ -196,6 +250,48 @@ class PikaEventBroker(EventBroker):
                 raise
         self._connection, self._channel = connection, channel
         return channel
+
+    def _exchange_channel(self, connection: Any) -> Any:
+        """A channel on which the exchange exists: used as declared, or declared here.
+
+        A passive declare first, so an exchange a Rasa pod declared (non-durable) or an
+        operator declared (durable) is used as it is, never redeclared with other
+        arguments (RabbitMQ would close the channel: 406 PRECONDITION_FAILED). A missing
+        one is declared as Rasa declares it (fanout, ``exchange_durable``).
+        """
+        closed = self._pika.exceptions.ChannelClosedByBroker
+        for _ in range(2):
+            channel = connection.channel()
+            try:
+                channel.exchange_declare(self.exchange, passive=True)
+                return channel
+            except closed as exc:
+                if exc.reply_code != 404:
+                    raise
+            channel = connection.channel()
+            try:
+                channel.exchange_declare(
+                    self.exchange, exchange_type="fanout", durable=self.settings.exchange_durable
+                )
+                return channel
+            except closed as exc:  # someone declared it otherwise meanwhile: use theirs
+                if exc.reply_code != 406:
+                    raise
+        raise BrokerError(f"RabbitMQ exchange {self.exchange!r} keeps changing; try again")
+
+    def _encode(self, message: dict[str, Any]) -> tuple[bytes, Any]:
+        """The body and properties of one message, in the configured format."""
+        if self.settings.message_format == "eventstore":
+            return encode_message(message), self._properties
+        event = {k: v for k, v in message.items() if k not in ("seq", "position")}
+        properties = self._pika.BasicProperties(  # what Rasa 3.6's aio-pika message carries
+            app_id=os.environ.get("RASA_ENVIRONMENT"),
+            delivery_mode=2,
+            headers={},
+            message_id=uuid.uuid4().hex,
+            priority=0,
+        )
+        return json.dumps(event).encode("utf-8"), properties
 
     def publish(self, message: dict[str, Any]) -> None:
         self.publish_many([message])
@@ -208,19 +304,21 @@ class PikaEventBroker(EventBroker):
         confirmed (``PublishError.confirmed``); the rest is published again by the relay.
         Only a chunk whose ``commit-ok`` was lost on the way back can arrive twice.
         """
-        bodies = [encode_message(message) for message in messages]  # fail before sending
+        bodies = [self._encode(message) for message in messages]  # fail before sending
         committed = 0
         with self._lock:
             try:
                 channel = self._ensure_channel()
-                publish, properties = channel.basic_publish, self._properties
+                publish = channel.basic_publish
                 with self._translate("publishing"), self._discard_on_error():
                     for start in range(0, len(bodies), self.COMMIT_EVERY):
                         chunk = bodies[start : start + self.COMMIT_EVERY]
-                        for body in chunk:
+                        for body, properties in chunk:
                             publish(self.exchange, "", body, properties)
                         self._commit(channel)
                         committed += len(chunk)
+            except BrokerAuthenticationError:
+                raise  # nothing was sent (it fails while connecting); retrying cannot help
             except BrokerError as exc:
                 raise PublishError(str(exc), confirmed=committed) from exc
 
@@ -261,6 +359,8 @@ class PikaEventBroker(EventBroker):
             once = copy.copy(self._params)
             once.connection_attempts, once.retry_delay = 1, 0
             self._ensure_channel(once)
+        except BrokerAuthenticationError:
+            raise  # not a matter of waiting: say it
         except BrokerError:
             return False
         finally:

@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr, field_validator
 from sqlalchemy.dialects import mysql
 
-from brokers.base import EventBroker, PublishError, message_json
+from brokers.base import EventBroker, message_json
 from eventstore.config import StrictConfig, secret_value
-from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError
-from eventstore.stores.sql_url import masked, require_driver, with_driver
+from eventstore.errors import BrokerError, BrokerUnavailable, ConfigError, PublishError
+from eventstore.stores.sql.url import require_driver, shown_url, with_driver
 
 
 class SQLBrokerConfig(StrictConfig):
@@ -107,11 +107,11 @@ class SQLEventBroker(EventBroker):
             yield
         except sa.exc.OperationalError as exc:
             raise BrokerUnavailable(
-                f"SQL broker: {what} failed: {masked(self.url)} unreachable"
+                f"SQL broker: {what} failed: {shown_url(self.url)} unreachable"
             ) from exc
         except sa.exc.SQLAlchemyError as exc:
             raise BrokerError(
-                f"SQL broker: {what} failed on {masked(self.url)}: {type(exc).__name__}"
+                f"SQL broker: {what} failed on {shown_url(self.url)}: {type(exc).__name__}"
             ) from exc
 
     @property
@@ -157,4 +157,4 @@ class SQLEventBroker(EventBroker):
                 self._engine = None
 
     def __repr__(self) -> str:
-        return f"SQLEventBroker(url={masked(self.url)!r})"
+        return f"SQLEventBroker(url={shown_url(self.url)!r})"

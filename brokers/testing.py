@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import pytest
 
 from brokers.base import EventBroker
+from eventstore.relay import attach, relay_of
 from eventstore.stores.base import StoredEvent, TrackerStore
 
 #: seconds a consumer waits for messages that should arrive
@@ -117,7 +118,12 @@ class EventBrokerContract:
         """The store used by the end-to-end tests (override to use another backend)."""
         from eventstore.stores.memory import InMemoryTrackerStore
 
-        return lambda broker: InMemoryTrackerStore(event_broker=broker)
+        def publishing(broker: EventBroker) -> TrackerStore:
+            store = InMemoryTrackerStore()
+            attach(store, broker)
+            return store
+
+        return publishing
 
     def test_one_message_arrives_with_the_documented_body(
         self, broker: EventBroker, consume: Consumer
@@ -209,7 +215,8 @@ class EventBrokerContract:
             thread.start()
         for thread in threads:
             thread.join()
-        assert store.stop_relay(drain_timeout=30) is True
+        relay = relay_of(store)
+        assert relay is not None and relay.stop(drain_timeout=30) is True
         expected = [e.as_message() for s in senders for e in _stored(store, s)]
         assert len(expected) == 5 * 20
         assert_delivered_once_in_order(consume(len(expected)), expected)
