@@ -12,6 +12,10 @@ dies (or the store fails) between the confirm and the ack. Consumers deduplicate
 
 Stores without an outbox get a ``BufferOutbox`` (memory of this process): the same
 ordering and retries, but what is not yet published when the process exits is lost.
+
+This module is a leaf: it imports only ``errors``. Stores know nothing of it; ``attach``
+wires one (``store.on_stored = relay.notify``), as the factory does for a store configured
+with a broker.
 """
 
 from __future__ import annotations
@@ -22,27 +26,53 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from eventstore.errors import EventStoreError
-
-if TYPE_CHECKING:
-    from brokers.base import EventBroker
-    from eventstore.endpoints import Endpoints
-    from eventstore.stores.base import StoredEvent, TrackerStore
+from eventstore.errors import BrokerAuthenticationError, EventStoreError, PublishError
 
 logger = logging.getLogger(__name__)
+#: While the outbox cannot drain, a warning is repeated at most this often (seconds).
+OUTAGE_WARNING_SECONDS = 60.0
 
 _live_relays: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+
+
+class OutboxEvent(Protocol):
+    """A stored event as the relay sees it (``eventstore.stores.base.StoredEvent``)."""
+
+    @property
+    def sender_id(self) -> str: ...
+
+    @property
+    def seq(self) -> int: ...
+
+    def as_message(self) -> dict[str, Any]: ...
+
+
+class Broker(Protocol):
+    """What the relay publishes to (``brokers.base.EventBroker``)."""
+
+    #: a monotonic time by which the broker's own retries end (None: no limit)
+    deadline: float | None
+
+    def publish_many(self, messages: list[dict[str, Any]]) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    def idle(self) -> None: ...
+
+    def is_ready(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class Outbox(Protocol):
     """What the relay reads from: a store with ``supports_outbox``, or a ``BufferOutbox``."""
 
-    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]: ...
+    def outbox_pending(self, limit: int = 500) -> list[Any]: ...
 
-    def outbox_ack(self, events: Sequence[StoredEvent]) -> None: ...
+    def outbox_ack(self, events: Sequence[Any]) -> None: ...
 
 
 class BufferOutbox:
@@ -55,10 +85,10 @@ class BufferOutbox:
     def __init__(self, max_events: int = 1_000_000) -> None:
         self.max_events = max_events
         self.dropped = 0
-        self._events: collections.deque[StoredEvent] = collections.deque()
+        self._events: collections.deque[OutboxEvent] = collections.deque()
         self._lock = threading.Lock()
 
-    def add(self, events: Sequence[StoredEvent]) -> None:
+    def add(self, events: Sequence[OutboxEvent]) -> None:
         """Queue freshly stored events for publishing."""
         with self._lock:
             if len(self._events) + len(events) > self.max_events:
@@ -72,18 +102,31 @@ class BufferOutbox:
                 return
             self._events.extend(events)
 
-    def outbox_pending(self, limit: int = 500) -> list[StoredEvent]:
+    def outbox_pending(self, limit: int = 500) -> list[OutboxEvent]:
         with self._lock:
             return [self._events[i] for i in range(min(limit, len(self._events)))]
 
-    def outbox_ack(self, events: Sequence[StoredEvent]) -> None:
+    def outbox_ack(self, events: Sequence[OutboxEvent]) -> None:
         done = {(e.sender_id, e.seq) for e in events}
         with self._lock:
             while self._events and (self._events[0].sender_id, self._events[0].seq) in done:
                 self._events.popleft()
 
+    def discard(self, sender_id: str) -> None:
+        """Forget the pending events of a deleted conversation: they are never published."""
+        with self._lock:
+            self._events = collections.deque(e for e in self._events if e.sender_id != sender_id)
+
     def __len__(self) -> int:
         return len(self._events)
+
+
+class _Notice:
+    """Messages queued by ``publish_notice``; ``done`` is set once the broker confirmed them."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.messages = messages
+        self.done = threading.Event()
 
 
 class OutboxRelay:
@@ -99,7 +142,7 @@ class OutboxRelay:
     def __init__(
         self,
         outbox: Outbox,
-        broker: EventBroker,
+        broker: Broker,
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
@@ -134,10 +177,14 @@ class OutboxRelay:
         self._lock = threading.Lock()  # one batch at a time: per-conversation order
         self._thread: threading.Thread | None = None
         self._outage_logged = False
+        self._outage_since = 0.0
+        self._outage_warned = 0.0
         self._mine: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         self._mine_lock = threading.Lock()
         self._first_seen: dict[tuple[str, int], float] = {}
         self._window_full = False
+        #: messages that are no stored events (tombstones), published before the next batch
+        self._notices: collections.deque[_Notice] = collections.deque()
 
     _SETTINGS = frozenset(
         {
@@ -169,9 +216,8 @@ class OutboxRelay:
         ``BrokerError`` (after acknowledging what the broker did confirm) if the broker
         failed.
         """
-        from brokers.base import PublishError
-
         with self._lock:
+            self._publish_notices()
             pending = self.outbox.outbox_pending(self.batch_size)
             self._window_full = len(pending) >= self.batch_size
             if own_first and self.shared:
@@ -193,7 +239,44 @@ class OutboxRelay:
             self._forget(pending)
             return len(pending)
 
-    def _publishable(self, pending: list[StoredEvent]) -> list[StoredEvent]:
+    def publish_notice(self, messages: list[dict[str, Any]], timeout: float = 10.0) -> None:
+        """Publish messages that are no stored events (tombstones) and wait for the confirm.
+
+        They go out after the batch in flight, from the relay's own thread when it runs.
+        Raises ``BrokerError`` when the broker has not confirmed them within ``timeout``
+        seconds; the relay keeps retrying them in the background until it stops.
+        """
+        notice = _Notice(messages)
+        if not self.running:  # publish here; on failure the caller retries, not the relay
+            with self._lock:
+                self._notices.append(notice)
+                try:
+                    self._publish_notices()
+                except BaseException:
+                    self._notices.remove(notice)
+                    raise
+            return
+        self._notices.append(notice)
+        self._wake.set()
+        if not notice.done.wait(timeout):
+            from eventstore.errors import BrokerError
+
+            last = f": {self.last_error}" if self.last_error is not None else ""
+            raise BrokerError(
+                f"the event broker did not confirm {len(messages)} message(s) within "
+                f"{timeout:g} s{last}; the relay keeps retrying while this process runs"
+            )
+
+    def _publish_notices(self) -> None:
+        """Publish and confirm queued notices, oldest first (caller holds ``_lock``)."""
+        while self._notices:
+            notice = self._notices[0]
+            self.broker.publish_many(notice.messages)
+            self.broker.flush(self.flush_timeout)
+            self._notices.popleft()
+            notice.done.set()
+
+    def _publishable(self, pending: list[OutboxEvent]) -> list[OutboxEvent]:
         """The events of ``pending`` this relay should publish now, order kept.
 
         Its own (appended in this process), and others' once they have waited
@@ -219,7 +302,7 @@ class OutboxRelay:
         self._first_seen = seen
         return chosen
 
-    def _forget(self, events: Sequence[StoredEvent]) -> None:
+    def _forget(self, events: Sequence[OutboxEvent]) -> None:
         if self.shared:
             with self._mine_lock:
                 for event in events:
@@ -234,12 +317,20 @@ class OutboxRelay:
         deadline = None if timeout is None else time.monotonic() + timeout
         start = self.published  # counts batches the broker confirmed only in part, too
         backoff = self.min_backoff
+        self.broker.deadline = deadline  # the broker's own retries end by then too
+        try:
+            return self._drain(deadline, start, backoff)
+        finally:
+            self.broker.deadline = None
+
+    def _drain(self, deadline: float | None, start: int, backoff: float) -> int:
         while True:
             try:
                 done = self.run_once()
             except Exception as exc:
                 self._failed(exc)
-                if deadline is None or time.monotonic() + backoff > deadline:
+                refused = isinstance(exc, BrokerAuthenticationError)
+                if refused or deadline is None or time.monotonic() + backoff > deadline:
                     raise
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
@@ -267,8 +358,14 @@ class OutboxRelay:
         """Whether the background thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    def notify(self, events: Sequence[StoredEvent] = ()) -> None:
-        """Tell the thread that ``events`` (appended here) are in the outbox."""
+    def notify(self, events: Sequence[OutboxEvent] = ()) -> None:
+        """Tell the thread that ``events`` were just stored here (a store's ``on_stored``).
+
+        With a ``BufferOutbox`` they are queued there first; with a store's outbox they are
+        in it already (same atomic write).
+        """
+        if events and isinstance(self.outbox, BufferOutbox):
+            self.outbox.add(events)
         if self.shared and events:
             with self._mine_lock:
                 self._mine.update(((e.sender_id, e.seq), None) for e in events)
@@ -350,10 +447,29 @@ class OutboxRelay:
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
         self.last_error = exc
+        now = time.monotonic()
+        if isinstance(exc, BrokerAuthenticationError):
+            # the outbox grows until someone fixes the credentials: say so loudly
+            if not self._outage_logged or now - self._outage_warned >= OUTAGE_WARNING_SECONDS:
+                logger.error("event broker refused the credentials: %s", exc)
+                self._outage_warned = now
+                if not self._outage_logged:
+                    self._outage_since, self._outage_logged = now, True
+            return
         if isinstance(exc, EventStoreError):
             if not self._outage_logged:
                 logger.warning("event broker unavailable, will retry: %s", exc)
                 self._outage_logged = True
+                self._outage_since = self._outage_warned = now
+            elif now - self._outage_warned >= OUTAGE_WARNING_SECONDS:
+                self._outage_warned = now
+                logger.warning(
+                    "event broker still unavailable after %.0f s (%d failed attempts); stored "
+                    "events wait in the outbox: %s",
+                    now - self._outage_since,
+                    self.failures,
+                    exc,
+                )
             else:
                 logger.debug("event broker still unavailable: %s", exc)
         else:
@@ -365,31 +481,70 @@ class OutboxRelay:
             self._outage_logged = False
 
 
-def open_relay(endpoints: Endpoints, **options: Any) -> tuple[TrackerStore, OutboxRelay]:
-    """The store of ``endpoints`` and a relay from its outbox to its broker (not started).
+class Publishing(Protocol):
+    """The store side of ``attach``: what every ``TrackerStore`` offers."""
 
-    The store is opened without the broker, so it starts no relay of its own. Used by
-    ``eventstore relay``; a ``ConfigError`` if there is no broker or no shared outbox.
+    @property
+    def supports_outbox(self) -> bool: ...
+
+    @property
+    def process_local(self) -> bool: ...
+
+    uses_outbox: bool
+    on_stored: Callable[[list[Any]], object] | None
+
+    def outbox_pending(self, limit: int = 500) -> list[Any]: ...
+
+    def outbox_ack(self, events: Sequence[Any]) -> None: ...
+
+    def add_close_hook(self, hook: Callable[[], object]) -> None: ...
+
+
+_attached: weakref.WeakKeyDictionary[Any, OutboxRelay] = weakref.WeakKeyDictionary()
+
+
+def attach(store: Publishing, broker: Broker, *, start: bool = True, **options: Any) -> OutboxRelay:
+    """Publish what ``store`` stores to ``broker``; return the relay doing it (started).
+
+    A store with ``supports_outbox`` records each appended event in its outbox (same atomic
+    write) and the relay reads that outbox, shared with other processes unless the store is
+    ``process_local``; others go through a ``BufferOutbox`` in this process. Closing the
+    store stops the relay first (publishing what is pending) and closes the broker.
+    ``options`` configure ``OutboxRelay`` (poll_interval, batch_size, min_backoff...).
     """
-    from brokers import create_broker
-    from eventstore.errors import ConfigError
-    from eventstore.factory import create_tracker_store
-    from eventstore.stores.memory import InMemoryTrackerStore
+    if store.supports_outbox:
+        store.uses_outbox = True
+        outbox: Outbox = store
+    else:
+        outbox = BufferOutbox()
+    shared = store.supports_outbox and not store.process_local
+    relay = OutboxRelay(outbox, broker, shared=shared, **options)
+    store.on_stored = relay.notify
+    store.add_close_hook(relay.stop)
+    _attached[store] = relay
+    if start:
+        relay.start()
+    return relay
 
-    source = endpoints.path or "endpoints.yml"
-    if endpoints.event_broker is None:
-        raise ConfigError(f"{source} has no event_broker section: there is nothing to relay to")
-    store = create_tracker_store(endpoints.tracker_store, None)
-    if isinstance(store, InMemoryTrackerStore) or not store.supports_outbox:
-        kind = type(store).__name__
-        store.close()
-        raise ConfigError(
-            f"{kind} keeps no outbox another process can read; only the process that "
-            "stored the events publishes them (use a SQL, Redis or MongoDB store)"
-        )
-    broker = create_broker(endpoints.event_broker)
-    assert broker is not None
-    return store, OutboxRelay(store, broker, **options)
+
+P = TypeVar("P", bound=Publishing)
+
+
+def with_broker(store: P, broker: Broker, **options: Any) -> P:
+    """``store``, after ``attach(store, broker, **options)``: for one-expression setups."""
+    attach(store, broker, **options)
+    return store
+
+
+def relay_of(store: object) -> OutboxRelay | None:
+    """The relay ``attach`` gave ``store`` (None: its events go to no broker)."""
+    return _attached.get(store)
+
+
+def broker_of(store: object) -> Broker | None:
+    """The broker ``store`` publishes to (None: none)."""
+    relay = _attached.get(store)
+    return relay.broker if relay is not None else None
 
 
 def run_until(relay: OutboxRelay, stop: threading.Event, drain_timeout: float = 10.0) -> bool:

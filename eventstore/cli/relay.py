@@ -38,7 +38,8 @@ def relay(
     if the broker stayed unreachable.
     """
     from eventstore.endpoints import load_endpoints
-    from eventstore.relay import open_relay, run_until
+    from eventstore.factory import open_relay
+    from eventstore.relay import run_until
 
     _configure_logging()
 

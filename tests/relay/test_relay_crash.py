@@ -20,12 +20,12 @@ import yaml
 
 from brokers.testing import assert_delivered_once_in_order
 from eventstore.stores.base import EventQuery
-from eventstore.stores.sql import SQLTrackerStore
-from tests.contract.test_brokers import RabbitConsumer
+from eventstore.stores.sql.store import SQLTrackerStore
+from tests.brokers.test_broker_contract import RabbitConsumer
 from tests.servers.kafka import free_port
 from tests.servers.rabbitmq import RabbitTopology
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CLI = "from eventstore.cli import entrypoint; entrypoint()"
 WRITER = textwrap.dedent(

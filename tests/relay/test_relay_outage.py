@@ -21,10 +21,11 @@ from brokers import create_broker
 from brokers.base import EventBroker
 from brokers.kafka import KafkaBrokerConfig, KafkaEventBroker
 from brokers.testing import assert_delivered_once_in_order, wait_until
+from eventstore.relay import relay_of, with_broker
 from eventstore.stores.base import EventQuery, TrackerStore
 from eventstore.stores.memory import InMemoryTrackerStore
 from eventstore.testing import new_id, turn
-from tests.contract.test_brokers import KafkaTopicConsumer, RabbitConsumer
+from tests.brokers.test_broker_contract import KafkaTopicConsumer, RabbitConsumer
 from tests.proxy import TcpProxy
 from tests.servers.kafka import free_port, start_tansu, stop_tansu
 
@@ -51,7 +52,7 @@ def append_while_cutting(store: TrackerStore, proxy: TcpProxy, cuts: int) -> lis
 
     worker = threading.Thread(target=talk)
     worker.start()
-    relay = store.relay
+    relay = relay_of(store)
     assert relay is not None
     for _ in range(cuts):
         published = relay.published
@@ -83,7 +84,9 @@ def check_delivery(
     first = first_copies(received)
     duplicates = len(received) - len(first)
     assert_delivered_once_in_order(first, expected)
-    assert duplicates <= failures * store.relay.batch_size if store.relay else duplicates == 0
+    assert (
+        duplicates <= failures * relay_of(store).batch_size if relay_of(store) else duplicates == 0
+    )
 
 
 def consume_all(consume: Callable[[int, float], list[dict[str, Any]]], count: int) -> list[Any]:
@@ -98,12 +101,12 @@ def test_rabbitmq_link_cut_mid_stream_loses_nothing(rabbit_topology: Any) -> Non
             rabbit_topology.section(proxy.port, connection_attempts=2, retry_delay_in_seconds=0.2)
         )
         assert broker is not None and broker.is_ready()  # queues exist before publishing
-        store = InMemoryTrackerStore(event_broker=broker)
-        store.start_relay(min_backoff=0.05, max_backoff=0.5, batch_size=50)
+        store = with_broker(InMemoryTrackerStore(), broker)
+        relay_of(store).configure(min_backoff=0.05, max_backoff=0.5, batch_size=50)
         senders = append_while_cutting(store, proxy, cuts=3)
-        relay = store.relay
+        relay = relay_of(store)
         assert relay is not None
-        assert store.stop_relay(drain_timeout=30) is True
+        assert relay_of(store).stop(drain_timeout=30) is True
         assert relay.failures >= 1  # the cuts really interrupted publishing
         assert proxy.connections >= 2  # and the broker reconnected
     consumer = RabbitConsumer(rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0])
@@ -141,12 +144,12 @@ def test_kafka_link_cut_mid_stream_loses_nothing(kafka_behind_proxy: tuple[TcpPr
             delivery_timeout_ms=2000,
         )
     )
-    store = InMemoryTrackerStore(event_broker=broker)
-    store.start_relay(min_backoff=0.05, max_backoff=0.5, batch_size=50, flush_timeout=5)
+    store = with_broker(InMemoryTrackerStore(), broker)
+    relay_of(store).configure(min_backoff=0.05, max_backoff=0.5, batch_size=50, flush_timeout=5)
     senders = append_while_cutting(store, proxy, cuts=3)
-    relay = store.relay
+    relay = relay_of(store)
     assert relay is not None
-    assert store.stop_relay(drain_timeout=30) is True
+    assert relay_of(store).stop(drain_timeout=30) is True
     consumer = KafkaTopicConsumer(proxy.address, topic)
     try:
         received = consume_all(consumer, SENDERS * TURNS * 4)
@@ -170,8 +173,10 @@ def test_kafka_hung_mid_stream_never_blocks_appends_and_loses_nothing(
             url=[proxy.address], topic=topic, max_block_ms=1000, delivery_timeout_ms=1500
         )
     )
-    store = InMemoryTrackerStore(event_broker=broker)
-    relay = store.start_relay(min_backoff=0.05, max_backoff=0.3, flush_timeout=3)
+    store = with_broker(InMemoryTrackerStore(), broker)
+    relay = relay_of(store)
+    assert relay is not None
+    relay.configure(min_backoff=0.05, max_backoff=0.3, flush_timeout=3)
     assert relay is not None
     senders = [new_id() for _ in range(3)]
     for sender in senders:
@@ -184,7 +189,7 @@ def test_kafka_hung_mid_stream_never_blocks_appends_and_loses_nothing(
     wait_until(lambda: relay.failures >= 1, what="the hang noticed")
     assert relay.published < 72
     proxy.restore()
-    assert store.stop_relay(drain_timeout=30) is True
+    assert relay_of(store).stop(drain_timeout=30) is True
     consumer = KafkaTopicConsumer(proxy.address, topic)
     try:
         received = consume_all(consumer, 3 * 6 * 4)

@@ -10,15 +10,14 @@ from typing import Any, ClassVar
 import pytest
 
 from brokers import create_broker
-from brokers.base import PublishError
 from brokers.file import FileEventBroker
 from brokers.testing import assert_delivered_once_in_order, wait_until
-from eventstore.errors import BrokerError, BrokerUnavailable
+from eventstore.errors import BrokerError, BrokerUnavailable, PublishError
 from eventstore.factory import create_tracker_store
-from eventstore.relay import BufferOutbox, OutboxRelay
+from eventstore.relay import BufferOutbox, OutboxRelay, attach, relay_of, with_broker
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 from eventstore.stores.memory import InMemoryTrackerStore
-from eventstore.stores.sql import SQLTrackerStore
+from eventstore.stores.sql.store import SQLTrackerStore
 from eventstore.testing import new_id, turn
 from tests.proxy import TcpProxy
 
@@ -65,24 +64,24 @@ def sqlite_url(tmp_path: Path) -> str:
 
 def test_in_memory_store_publishes_every_event_in_seq_order(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
-    store = InMemoryTrackerStore(event_broker=FileEventBroker(path))
+    store = with_broker(InMemoryTrackerStore(), FileEventBroker(path))
     senders = [new_id() for _ in range(3)]
     for i in range(5):
         for sender in senders:
             store.append(sender, turn(i))
-    assert store.relay is not None and store.relay.running
-    assert store.stop_relay(drain_timeout=10) is True
+    assert relay_of(store) is not None and relay_of(store).running
+    assert relay_of(store).stop(drain_timeout=10) is True
     assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
     assert store.outbox_pending() == []
 
 
 def test_sql_store_outbox_is_emptied_once_published(tmp_path: Path, sqlite_url: str) -> None:
     path = tmp_path / "events.log"
-    store = SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(path))
+    store = with_broker(SQLTrackerStore.from_url(sqlite_url), FileEventBroker(path))
     senders = [new_id() for _ in range(3)]
     for sender in senders:
         store.append(sender, turn(1) + turn(2))
-    assert store.stop_relay(drain_timeout=10) is True
+    assert relay_of(store).stop(drain_timeout=10) is True
     assert store.outbox_pending() == []
     assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
     store.close()
@@ -94,28 +93,28 @@ def test_store_from_config_publishes_what_an_earlier_run_left(
     """Events stored while the broker failed go out when the store is opened again."""
     path = tmp_path / "events.log"
     sender = new_id()
-    earlier = SQLTrackerStore.from_url(
-        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    earlier = with_broker(
+        SQLTrackerStore.from_url(sqlite_url), FailingAfter(path, accept=0, failures=10**6)
     )
     earlier.append(sender, turn(1) + turn(2))
-    assert earlier.stop_relay(drain_timeout=0.2) is False
+    assert relay_of(earlier).stop(drain_timeout=0.2) is False
     earlier.close()
     assert read_lines(path) == []
     later = create_tracker_store({"type": "sql", "url": sqlite_url}, FileEventBroker(path))
-    assert later.relay is not None and later.relay.running  # started with no append
-    assert later.stop_relay(drain_timeout=10) is True
+    assert relay_of(later) is not None and relay_of(later).running  # started with no append
+    assert relay_of(later).stop(drain_timeout=10) is True
     assert_delivered_once_in_order(read_lines(path), stored_messages(later, [sender]))
     later.close()
 
 
 def test_partial_failure_acks_only_what_the_broker_confirmed(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
-    store = InMemoryTrackerStore(event_broker=FailingAfter(path, accept=3, failures=2))
+    store = with_broker(InMemoryTrackerStore(), FailingAfter(path, accept=3, failures=2))
     sender = new_id()
     store.append(sender, turn(1) + turn(2) + turn(3))
-    relay = store.relay
+    relay = relay_of(store)
     assert relay is not None
-    assert store.stop_relay(drain_timeout=10) is True
+    assert relay_of(store).stop(drain_timeout=10) is True
     assert relay.failures == 2
     assert relay.published == 12
     assert_delivered_once_in_order(read_lines(path), stored_messages(store, [sender]))
@@ -123,12 +122,12 @@ def test_partial_failure_acks_only_what_the_broker_confirmed(tmp_path: Path) -> 
 
 def test_drain_counts_events_of_partly_confirmed_batches(tmp_path: Path, sqlite_url: str) -> None:
     path = tmp_path / "events.log"
-    writer = SQLTrackerStore.from_url(
-        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    writer = with_broker(
+        SQLTrackerStore.from_url(sqlite_url), FailingAfter(path, accept=0, failures=10**6)
     )
     sender = new_id()
     writer.append(sender, turn(1) + turn(2) + turn(3))
-    writer.stop_relay(drain_timeout=0)
+    relay_of(writer).stop(drain_timeout=0)
     relay = OutboxRelay(writer, FailingAfter(path, accept=5, failures=2), min_backoff=0.01)
     assert relay.drain(timeout=10) == 12
     assert relay.failures == 2
@@ -139,13 +138,13 @@ def test_drain_counts_events_of_partly_confirmed_batches(tmp_path: Path, sqlite_
 def test_drain_publishes_another_process_outbox_once(tmp_path: Path, sqlite_url: str) -> None:
     """What ``eventstore relay --once`` does: a store opened without a broker, drained."""
     path = tmp_path / "events.log"
-    writer = SQLTrackerStore.from_url(
-        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    writer = with_broker(
+        SQLTrackerStore.from_url(sqlite_url), FailingAfter(path, accept=0, failures=10**6)
     )
     senders = [new_id() for _ in range(3)]
     for sender in senders:
         writer.append(sender, turn(1) + turn(2))
-    writer.stop_relay(drain_timeout=0)
+    relay_of(writer).stop(drain_timeout=0)
     reader = SQLTrackerStore.from_url(sqlite_url)
     relay = OutboxRelay(reader, FileEventBroker(path), batch_size=5)
     assert relay.drain(timeout=10) == 24
@@ -158,13 +157,13 @@ def test_drain_publishes_another_process_outbox_once(tmp_path: Path, sqlite_url:
 
 def test_store_without_outbox_publishes_through_the_process_buffer(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
-    store = NoOutboxStore(event_broker=FileEventBroker(path))
+    store = with_broker(NoOutboxStore(), FileEventBroker(path))
     senders = [new_id() for _ in range(4)]
     for sender in senders:
         store.append(sender, turn(1))
-    relay = store.relay
+    relay = relay_of(store)
     assert relay is not None and isinstance(relay.outbox, BufferOutbox)
-    assert store.stop_relay(drain_timeout=10) is True
+    assert relay_of(store).stop(drain_timeout=10) is True
     assert len(relay.outbox) == 0
     assert_delivered_once_in_order(read_lines(path), stored_messages(store, senders))
 
@@ -183,19 +182,19 @@ def test_buffer_outbox_refuses_events_beyond_its_bound() -> None:
 def test_appends_succeed_while_the_broker_is_unreachable_and_publish_once_it_is_back(
     rabbit_topology: Any,
 ) -> None:
-    from tests.contract.test_brokers import RabbitConsumer
+    from tests.brokers.test_broker_contract import RabbitConsumer
 
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
         proxy.cut()
         broker = create_broker(
             rabbit_topology.section(proxy.port, connection_attempts=1, retry_delay_in_seconds=0)
         )
-        store = InMemoryTrackerStore(event_broker=broker)
-        store.start_relay(min_backoff=0.05, max_backoff=0.2)
+        store = with_broker(InMemoryTrackerStore(), broker)
+        relay_of(store).configure(min_backoff=0.05, max_backoff=0.2)
         senders = [new_id() for _ in range(3)]
         for sender in senders:
             store.append(sender, turn(1) + turn(2))  # never raises: the broker is not involved
-        relay = store.relay
+        relay = relay_of(store)
         assert relay is not None
         wait_until(lambda: relay.failures >= 2)
         assert relay.published == 0
@@ -203,7 +202,7 @@ def test_appends_succeed_while_the_broker_is_unreachable_and_publish_once_it_is_
         assert isinstance(relay.last_error, BrokerError)
         assert isinstance(relay.last_error.__cause__, BrokerUnavailable)
         proxy.restore()
-        assert store.stop_relay(drain_timeout=20) is True
+        assert relay_of(store).stop(drain_timeout=20) is True
     consumer = RabbitConsumer(rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[0])
     try:
         assert_delivered_once_in_order(consumer(24), stored_messages(store, senders))
@@ -216,7 +215,7 @@ def test_a_hung_broker_never_blocks_appends(rabbit_topology: Any) -> None:
     with TcpProxy(rabbit_topology.host, rabbit_topology.port) as proxy:
         proxy.blackhole()
         broker = create_broker(rabbit_topology.section(proxy.port, connection_attempts=1))
-        store = InMemoryTrackerStore(event_broker=broker)
+        store = with_broker(InMemoryTrackerStore(), broker)
         sender = new_id()
         done = threading.Event()
 
@@ -231,20 +230,20 @@ def test_a_hung_broker_never_blocks_appends(rabbit_topology: Any) -> None:
         assert done.is_set(), "appends blocked behind a hung broker"
         assert store.version(sender) == 80
         proxy.restore()
-        assert store.stop_relay(drain_timeout=30) is True
+        assert relay_of(store).stop(drain_timeout=30) is True
         assert store.outbox_pending() == []
 
 
 def test_stop_reports_events_a_failing_broker_left(tmp_path: Path) -> None:
     store = InMemoryTrackerStore()
-    store.event_broker = FailingAfter(tmp_path / "x.log", accept=0, failures=10**6)
+    attach(store, FailingAfter(tmp_path / "x.log", accept=0, failures=10**6))
     store.append(new_id(), turn(1))
-    assert store.stop_relay(drain_timeout=0.3) is False
+    assert relay_of(store).stop(drain_timeout=0.3) is False
     assert len(store.outbox_pending()) == 4
 
 
 def test_sqlite_store_to_rabbitmq_end_to_end(sqlite_url: str, rabbit_topology: Any) -> None:
-    from tests.contract.test_brokers import RabbitConsumer
+    from tests.brokers.test_broker_contract import RabbitConsumer
 
     broker = create_broker(rabbit_topology.section())
     assert broker is not None and broker.is_ready()
@@ -253,7 +252,7 @@ def test_sqlite_store_to_rabbitmq_end_to_end(sqlite_url: str, rabbit_topology: A
     for i in range(5):
         for sender in senders:
             store.append(sender, turn(i))
-    assert store.stop_relay(drain_timeout=30) is True
+    assert relay_of(store).stop(drain_timeout=30) is True
     consumer = RabbitConsumer(rabbit_topology.host, rabbit_topology.port, rabbit_topology.queues[1])
     try:
         assert_delivered_once_in_order(consumer(60), stored_messages(store, senders))
@@ -266,7 +265,7 @@ def test_sqlite_store_to_rabbitmq_end_to_end(sqlite_url: str, rabbit_topology: A
 def test_sqlite_store_to_kafka_end_to_end(
     sqlite_url: str, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    from tests.contract.test_brokers import KafkaTopicConsumer
+    from tests.brokers.test_broker_contract import KafkaTopicConsumer
 
     section = {"url": kafka_bootstrap, "topic": kafka_topic, "partition_by_sender": True}
     store = create_tracker_store(
@@ -276,7 +275,7 @@ def test_sqlite_store_to_kafka_end_to_end(
     for i in range(5):
         for sender in senders:
             store.append(sender, turn(i))
-    assert store.stop_relay(drain_timeout=30) is True
+    assert relay_of(store).stop(drain_timeout=30) is True
     consumer = KafkaTopicConsumer(kafka_bootstrap, kafka_topic)
     try:
         assert_delivered_once_in_order(consumer(60), stored_messages(store, senders))
@@ -296,7 +295,7 @@ def test_postgresql_store_and_sql_broker_share_one_database(postgres_url: str) -
     senders = [new_id() for _ in range(2)]
     for sender in senders:
         store.append(sender, turn(1) + turn(2))
-    assert store.stop_relay(drain_timeout=30) is True
+    assert relay_of(store).stop(drain_timeout=30) is True
     engine = sa.create_engine(postgres_url)
     try:
         with engine.connect() as conn:
@@ -319,12 +318,12 @@ def test_processes_sharing_an_outbox_each_publish_their_own_events(
     """Two stores on one database (two runtimes): no event is published twice."""
     logs = {"a": tmp_path / "a.log", "b": tmp_path / "b.log"}
     stores = {
-        name: SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(log))
+        name: with_broker(SQLTrackerStore.from_url(sqlite_url), FileEventBroker(log))
         for name, log in logs.items()
     }
     senders = {name: [new_id(name) for _ in range(3)] for name in stores}
     for store in stores.values():
-        store.start_relay(poll_interval=0.02, orphan_after=3600)
+        relay_of(store).configure(poll_interval=0.02, orphan_after=3600)
 
     def talk(name: str) -> None:
         for i in range(10):
@@ -337,11 +336,11 @@ def test_processes_sharing_an_outbox_each_publish_their_own_events(
     for thread in threads:
         thread.join()
     for name, store in stores.items():
-        relay = store.relay
+        relay = relay_of(store)
         assert relay is not None
         wait_until(lambda relay=relay: relay.published == 3 * 10 * 4, what=f"relay {name}")
     for name, store in stores.items():
-        assert store.stop_relay(drain_timeout=10) is True
+        assert relay_of(store).stop(drain_timeout=10) is True
         expected = stored_messages(store, senders[name])
         assert_delivered_once_in_order(read_lines(logs[name]), expected)
         store.close()
@@ -352,17 +351,19 @@ def test_events_another_process_left_are_published_once_they_waited(
 ) -> None:
     """A runtime died with events in the outbox: a live one picks them up after a while."""
     path = tmp_path / "events.log"
-    dead = SQLTrackerStore.from_url(
-        sqlite_url, event_broker=FailingAfter(path, accept=0, failures=10**6)
+    dead = with_broker(
+        SQLTrackerStore.from_url(sqlite_url), FailingAfter(path, accept=0, failures=10**6)
     )
     sender = new_id()
     dead.append(sender, turn(1) + turn(2))
-    dead.stop_relay(drain_timeout=0)
-    live = SQLTrackerStore.from_url(sqlite_url, event_broker=FileEventBroker(path))
-    relay = live.start_relay(poll_interval=0.02, orphan_after=0.1)
+    relay_of(dead).stop(drain_timeout=0)
+    live = with_broker(SQLTrackerStore.from_url(sqlite_url), FileEventBroker(path))
+    relay = relay_of(live)
+    assert relay is not None
+    relay.configure(poll_interval=0.02, orphan_after=0.1)
     assert relay is not None
     wait_until(lambda: relay.published == 8, what="orphaned events published")
-    assert live.stop_relay(drain_timeout=10) is True
+    assert relay_of(live).stop(drain_timeout=10) is True
     assert_delivered_once_in_order(read_lines(path), stored_messages(live, [sender]))
     live.close()
     dead.close()
