@@ -16,6 +16,7 @@ import pytest
 
 from eventstore import EventStoreError, create_tracker_store
 from eventstore.cli import main
+from eventstore.relay import broker_of
 
 SECRET = "Pw-XYZZY-s3cr3t@:/%"  # characters that need quoting in a URL
 FORMS = {SECRET, quote(SECRET, safe=""), quote_plus(SECRET), "XYZZY"}
@@ -84,7 +85,7 @@ def test_every_command_with_a_sql_password(
     store = create_from_endpoints(load_endpoints(endpoints))
     sid = f"s-{uuid.uuid4().hex[:6]}"
     store.append(sid, [{"event": "action", "name": "action_listen"}])
-    assert_clean(repr(store), str(store), repr(store.event_broker))
+    assert_clean(repr(store), str(store), repr(broker_of(store)))
     store.close()
     for argv in (
         ("db", "current", "--endpoints", endpoints),
@@ -122,6 +123,8 @@ def test_every_command_with_a_sql_password(
         "tracker_store:\n  type: in_memory\nevent_broker:\n  type: kafka\n  url: 127.0.0.1:1\n"
         "  security_protocol: SASL_PLAINTEXT\n  sasl_username: u\n"
         f"  sasl_password: '{SECRET}'\n",
+        "tracker_store:\n  type: in_memory\nevent_broker:\n  type: sql\n  dialect: postgresql\n"
+        f"  url: 127.0.0.1\n  port: 1\n  username: postgres\n  password: '{SECRET}'\n",
         # a wrong key next to a password: the config error must not echo it
         f"tracker_store:\n  type: sql\n  password: '{SECRET}'\n  pasword: '{SECRET}'\n",
         f"tracker_store:\n  type: redis\n  password: {{nested: '{SECRET}'}}\n",
@@ -142,7 +145,7 @@ def test_failures_with_credentials_do_not_leak(
     except EventStoreError as exc:
         assert_clean(str(exc), repr(exc), str(exc.__cause__ or ""))
     else:
-        assert_clean(repr(store), str(store), repr(store.event_broker))
+        assert_clean(repr(store), str(store), repr(broker_of(store)))
         try:
             store.append("s1", [{"event": "pause"}])
             store.version("s1")
@@ -159,7 +162,44 @@ def test_configs_and_stores_hide_passwords_in_repr(postgres_url: str) -> None:
     store = create_tracker_store({"type": "sql", "url": url})
     assert_clean(repr(store), str(store), str(vars(store)))
     store.close()
-    from eventstore.stores.redis import RedisConfig
+    from eventstore.stores.redis.store import RedisConfig
 
     config = RedisConfig.model_validate({"password": SECRET})
     assert_clean(repr(config), str(config))
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        f"type: redis\n  layout: rasa\n  url: 127.0.0.1\n  port: 1\n  password: '{SECRET}'\n",
+        f"type: redis\n  layout: rasa\n  url: redis://u:{quote(SECRET, safe='')}@127.0.0.1:1/0\n",
+        "type: mongod\n  layout: rasa\n  timeout_ms: 300\n"
+        f"  url: mongodb://u:{quote(SECRET, safe='')}@127.0.0.1:1/\n",
+        "type: mongod\n  layout: rasa\n  timeout_ms: 300\n  url: mongodb://127.0.0.1:1\n"
+        f"  username: u\n  password: '{SECRET}'\n",
+        "type: dynamo\n  layout: rasa\n  endpoint_url: http://127.0.0.1:1\n"
+        f"  aws_access_key_id: AKIA\n  aws_secret_access_key: '{SECRET}'\n",
+    ],
+)
+def test_rasa_layout_readers_fail_naming_what_failed_without_leaking(
+    tmp_path: Path, section: str, captured: pytest.LogCaptureFixture
+) -> None:
+    """The readers translate through their store's translator: the error names the read
+    that failed (and that it was Rasa's layout), never a password."""
+    from eventstore import BackendUnavailable, load_endpoints
+    from eventstore.factory import open_store
+
+    endpoints = load_endpoints(write(tmp_path / "e.yml", "tracker_store:\n  " + section))
+    reader = open_store(endpoints.tracker_store)
+    try:
+        assert_clean(repr(reader), str(reader))
+        with pytest.raises(BackendUnavailable) as listing:
+            list(reader.keys())
+        with pytest.raises(BackendUnavailable) as reading:
+            reader.read("s1")
+    finally:
+        reader.close()
+    for info, what in ((listing, "listing conversations"), (reading, "reading 's1'")):
+        message = str(info.value)
+        assert_clean(message, repr(info.value))
+        assert what in message and "Rasa's layout" in message, message
