@@ -20,7 +20,7 @@ def require_server_extra() -> None:
     """Raise ``MissingDependencyError`` (install ``eventstore[server]``) if a part is missing."""
     from eventstore.drivers import require
 
-    for module in ("fastapi", "uvicorn", "prometheus_client", "jwt"):
+    for module in ("fastapi", "uvicorn", "prometheus_client", "jwt", "fastapi_offline", "jinja2"):
         require(module, "server")
 
 

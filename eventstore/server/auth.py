@@ -70,6 +70,16 @@ def _decode_jwt(token: str, settings: ServerSettings) -> Principal:
     raise ApiError(403, "the JWT's user.role must be 'admin', or 'user' with a user.username")
 
 
+def check_credential(credential: str, settings: ServerSettings) -> Principal:
+    """The principal of a token or JWT (the UI's cookie), or ``ApiError`` 401/403."""
+    token = secret_value(settings.auth_token)
+    if token and _same(credential, token):
+        return ADMIN
+    if settings.jwt_secret is not None:
+        return _decode_jwt(credential, settings)
+    raise ApiError(401, "the token is not valid")
+
+
 def authenticate(request: Request) -> Principal:
     """The principal of a request, or ``ApiError`` 401 for missing or wrong credentials."""
     settings: ServerSettings = request.app.state.settings
@@ -78,13 +88,11 @@ def authenticate(request: Request) -> Principal:
     query_token = request.query_params.get("token")
     bearer = _bearer(request)
     token = secret_value(settings.auth_token)
-    if token:
-        for candidate in (query_token, bearer):
-            if candidate is not None and _same(candidate, token):
-                return ADMIN
-    if settings.jwt_secret is not None and bearer is not None:
-        return _decode_jwt(bearer, settings)
-    if query_token is None and bearer is None:
+    if token and query_token is not None and _same(query_token, token):
+        return ADMIN
+    if bearer is not None:
+        return check_credential(bearer, settings)
+    if query_token is None:
         raise ApiError(401, "credentials are required: '?token=' or 'Authorization: Bearer'")
     raise ApiError(401, "the token is not valid")
 

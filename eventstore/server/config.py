@@ -20,6 +20,8 @@ class ServerSettings(StrictConfig):
     """Everything ``eventstore run`` takes; secrets are ``SecretStr`` and never printed."""
 
     endpoints: str | None = None
+    #: A Rasa domain.yml (or a directory of them): tracker JSON carries its slots.
+    domain: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=5005, ge=0, le=65535)
     auth_token: SecretStr | None = None
@@ -34,6 +36,10 @@ class ServerSettings(StrictConfig):
     #: Origins browsers may call the API from (Rasa's ``--cors``); ``*`` allows any.
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
+    #: Seconds to keep trying an unreachable store at start-up (0: exit at once).
+    wait_for_store: float = Field(default=0.0, ge=0)
+    #: Seconds between store polls of a caught-up event stream or long-poll.
+    feed_poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     @property
     def auth_enabled(self) -> bool:

@@ -20,6 +20,7 @@ from eventstore.errors import (
     ConcurrencyError,
     EventStoreError,
     EventValidationError,
+    NoPositionsError,
     SchemaError,
 )
 
@@ -90,6 +91,8 @@ def translate(exc: Exception) -> ApiError:
     if isinstance(exc, EventValidationError):
         details = {k: v for k, v in (("field", exc.field), ("index", exc.index)) if v is not None}
         return ApiError(400, str(exc), details)
+    if isinstance(exc, NoPositionsError):
+        return ApiError(400, str(exc), {"field": "positions"})
     if isinstance(exc, ConcurrencyError):
         return ApiError(
             409,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,6 +59,12 @@ class Metrics:
             "Error responses by status code and reason.",
             ["code", "reason"],
             registry=r,
+        )
+        self.streams = Gauge(
+            "eventstore_event_streams_open",
+            "Event streams (GET /events/stream) open now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
 
     def count_error(self, status: int, reason: str) -> None:
@@ -124,8 +131,13 @@ class ServiceMiddleware:
 
         try:
             length = _content_length(scope)
-            if length is not None and length > limit:
-                await self._too_large(send_wrapper)
+            bad_path = _path_error(scope)
+            if bad_path is not None:
+                await self._refuse(send_wrapper, bad_path)
+            elif length is not None and length > limit:
+                await self._refuse(
+                    send_wrapper, ApiError(413, self._too_large_message(), {"field": "body"})
+                )
             else:
                 await self.app(scope, receive_limited, send_wrapper)
         finally:
@@ -140,16 +152,16 @@ class ServiceMiddleware:
     def _too_large_message(self) -> str:
         return f"the request body is larger than the limit of {self.max_body_bytes} bytes"
 
-    async def _too_large(self, send: Send) -> None:
+    async def _refuse(self, send: Send, error: ApiError) -> None:
+        """Answer ``error`` before the app sees the request."""
         import json
 
-        error = ApiError(413, self._too_large_message(), {"field": "body"})
         self.metrics.count_error(error.status, error.reason)
         body = json.dumps(error_body(error.status, error.message, error.details)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -158,6 +170,26 @@ class ServiceMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _path_error(scope: Scope) -> ApiError | None:
+    """A 400 when the percent-decoded path or query string is not UTF-8.
+
+    Servers decode both with replacement characters, so ``x%FF`` and ``x%FE`` would both
+    reach a route as ``x\ufffd``: one conversation under an id nobody sent.
+    """
+    for part, raw in (("path", scope.get("raw_path")), ("query", scope.get("query_string"))):
+        if not raw:
+            continue
+        try:
+            unquote_to_bytes(bytes(raw).decode("latin-1")).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return ApiError(
+                400,
+                f"the request {part} is not valid UTF-8 once percent-decoded (byte {exc.start})",
+                {"field": part, "location": part},
+            )
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -7,41 +7,44 @@ where Rasa has the route (rasa-compat.md §2); the rest are eventstore's own.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from itertools import islice
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.convertors import Convertor, register_url_convertor
 
-from eventstore.errors import BackendUnavailable, ConcurrencyError, EventValidationError
-from eventstore.events import validate_sender_id
-from eventstore.server.auth import Principal, require_access, require_auth
-from eventstore.server.errors import ApiError
-from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
-from eventstore.tracker import (
-    ACTION_SESSION_START,
-    EventVerbosity,
-    Tracker,
-    session_start_events,
+from eventstore.domain import Domain
+from eventstore.errors import (
+    BackendUnavailable,
+    EventValidationError,
 )
+from eventstore.events import validate_events, validate_sender_id
+from eventstore.export import sorted_keys
+from eventstore.relay import broker_of
+from eventstore.server.auth import Principal, require_access, require_auth
+from eventstore.server.cursors import (
+    MAX_INT,
+    decode_cursor,
+    encode_cursor,
+)
+from eventstore.server.errors import ApiError
+from eventstore.sessions import append_turn
+from eventstore.stores.base import TrackerStore
+from eventstore.tracker import EventVerbosity, Tracker
 
 logger = logging.getLogger("eventstore.server")
 
 MAX_PAGE = 1000
-#: The largest integer a query parameter or cursor may hold: every store's 64-bit range.
-MAX_INT = 2**63 - 1
-_COMPACT = (",", ":")
+#: What this API offers beyond Rasa's routes; clients (the Rasa plug-in) check for them.
+FEATURES = ("tracker-session", "append-start-session", "domain")
 #: Retries of a first POST that lost the race to start the session to another writer.
-SESSION_START_RETRIES = 3
-
 ConversationId = Annotated[str, Path(description="The conversation (sender) id.")]
 IncludeEvents = Annotated[
     str,
@@ -49,7 +52,9 @@ IncludeEvents = Annotated[
 ]
 ExpectedVersion = Annotated[
     int | None,
-    Query(ge=0, description="Refuse the write with 409 unless the log is at this version."),
+    Query(
+        ge=0, le=MAX_INT, description="Refuse the write with 409 unless the log is at this version."
+    ),
 ]
 IfMatch = Annotated[
     str | None,
@@ -92,6 +97,21 @@ def store_of(request: Request) -> TrackerStore:
     """The app's store."""
     store: TrackerStore = request.app.state.store
     return store
+
+
+def with_domain(request: Request, tracker: Tracker | None, conversation_id: str) -> Tracker:
+    """The tracker as the API shows it: replayed with the app's domain when it has one.
+
+    With a domain, every domain slot is present (at its initial value until set) and slot
+    events for slots the domain lacks change nothing, as in Rasa. Without one, an unknown
+    conversation is an empty tracker.
+    """
+    domain: Domain | None = getattr(request.app.state, "domain", None)
+    if domain is None:
+        return tracker or Tracker(conversation_id)
+    if tracker is None:
+        return domain.empty_tracker(conversation_id)
+    return domain.replay(tracker)
 
 
 async def conversation_principal(
@@ -140,7 +160,9 @@ def parse_if_match(value: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not (text.isascii() and text.isdigit()):
+    # a version never exceeds MAX_INT; the length check comes first, so a header of
+    # thousands of digits is refused before int() (which refuses over 4300 digits)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INT:
         raise ApiError(
             400,
             f"header 'If-Match' must be a conversation version such as \"7\", got {value!r}",
@@ -180,17 +202,23 @@ async def write_options(
     )
 
 
+def parse_body(body: Any) -> Any:
+    """The body as JSON: FastAPI hands over raw bytes when it is not labelled JSON."""
+    if isinstance(body, bytes | str):
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}", {"field": "body"}) from None
+    return body
+
+
 def body_events(body: Any) -> list[Any]:
     """The body as a list of events (one event or a list); the store validates each one.
 
     FastAPI hands over the raw bytes when the request is not labelled JSON; like Rasa, parse
     them anyway.
     """
-    if isinstance(body, bytes | str):
-        try:
-            body = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}", {"field": "body"}) from None
+    body = parse_body(body)
     if isinstance(body, dict):
         return [body]
     if isinstance(body, list):
@@ -219,18 +247,6 @@ def stored_but_unread(version: int) -> Iterator[None]:
         ) from exc
 
 
-def starts_session(events: list[Any]) -> bool:
-    """Whether the events begin with ``action_session_start`` followed by ``session_started``."""
-    return (
-        len(events) >= 2
-        and isinstance(events[0], dict)
-        and isinstance(events[1], dict)
-        and events[0].get("event") == "action"
-        and events[0].get("name") == ACTION_SESSION_START
-        and events[1].get("event") == "session_started"
-    )
-
-
 # -- conversations -----------------------------------------------------------------------
 @router.get(
     "/conversations/{conversation_id:conversationid}/tracker",
@@ -249,9 +265,19 @@ def get_tracker(
         str | None,
         Header(description="An ETag from an earlier answer: 304 if the log has not moved."),
     ] = None,
+    session: Annotated[
+        Literal["all", "current"],
+        Query(
+            description="all: every session (Rasa's route); current: from the last "
+            "session start on (what a Rasa tracker store's retrieve returns)."
+        ),
+    ] = "all",
     _: Principal = Depends(conversation_principal),
 ) -> Response:
     """Replay every stored event (as Rasa 3.6); an unknown id gives an empty tracker, unsaved.
+
+    ``session=current`` replays only the current session (cheap: the store's cached
+    tracker plus the log's tail); the ``ETag`` is the conversation's version either way.
 
     With ``If-None-Match`` holding the current version, the answer is 304 without a replay
     (one cheap version read), for clients that poll.
@@ -262,7 +288,12 @@ def get_tracker(
         current = store.version(conversation_id)
         if _etag_matches(if_none_match, current):
             return Response(status_code=304, headers=_version_headers(current))
-    tracker = store.retrieve_full_tracker(conversation_id) or Tracker(conversation_id)
+    if session == "current":
+        tracker = with_domain(request, store.retrieve(conversation_id), conversation_id)
+    else:
+        tracker = with_domain(
+            request, store.retrieve_full_tracker(conversation_id), conversation_id
+        )
     if until is not None:
         tracker = tracker.travel_back_in_time(until)
     return tracker_response(tracker, verbosity)
@@ -279,45 +310,34 @@ def append_events(
     conversation_id: ConversationId,
     body: EventsBody,
     write: WriteOptions = Depends(write_options),
+    start_session: Annotated[
+        bool,
+        Query(
+            description="Start a session on an empty conversation first (as Rasa). false: "
+            "store exactly the body (a runtime that starts its sessions itself)."
+        ),
+    ] = True,
     _: Principal = Depends(conversation_principal),
 ) -> JSONResponse:
     """Append one event or a list, all or nothing; returns the current session's tracker.
 
     A conversation without events first gets ``action_session_start``, ``session_started``
-    and ``action_listen`` (as Rasa), unless the body itself begins with the first two.
+    and ``action_listen`` (as Rasa), unless the body itself begins with the first two or
+    ``start_session=false`` (the Rasa plug-in stores exactly what Rasa produced).
     """
     store = store_of(request)
-    events = body_events(body)
-    expected = write.expected_version
-    stored = 0
-    version = 0
-    for attempt in range(SESSION_START_RETRIES):
-        prefix: list[dict[str, Any]] = []
-        if events and not starts_session(events):
-            current = expected if expected is not None else store.version(conversation_id)
-            if current == 0:
-                prefix = session_start_events()
-        check = expected if expected is not None else (0 if prefix else None)
-        try:
-            version = store.append(conversation_id, prefix + events, expected_version=check)
-        except EventValidationError as exc:
-            if prefix and exc.index is not None:  # name the event by its place in the body
-                raise EventValidationError(
-                    exc.reason, index=exc.index - len(prefix), field=exc.field
-                ) from None
-            raise
-        except ConcurrencyError:
-            # Another writer started the conversation first: append after it, unless
-            # the client itself asked for a version.
-            if expected is not None or attempt == SESSION_START_RETRIES - 1:
-                raise
-            continue
-        stored = len(prefix) + len(events)
-        break
+    appended = append_turn(
+        store,
+        conversation_id,
+        body_events(body),
+        write.expected_version,
+        start_session=start_session,
+    )
+    stored, version = appended.stored, appended.version
     if stored:
         request.app.state.metrics.count_write("append", stored)
     with stored_but_unread(version):
-        tracker = store.retrieve(conversation_id) or Tracker(conversation_id)
+        tracker = with_domain(request, store.retrieve(conversation_id), conversation_id)
     return tracker_response(tracker, write.verbosity)
 
 
@@ -338,14 +358,29 @@ def replace_events(
 
     Seqs restart at 1; the new events are published. An empty list removes every event.
     """
+    body = parse_body(body)
+    events = body_events(body)  # a malformed body is named as for POST
+    if not isinstance(body, list):  # one object would silently become the whole log
+        validate_events(events)  # a bad event is named first, as for POST
+        raise ApiError(
+            400,
+            "PUT replaces the whole log: the body must be a list of events "
+            "(an empty list removes every event)",
+            {"field": "body"},
+        )
     store = store_of(request)
-    events = body_events(body)
     expected = write.expected_version
     version = store.replace(conversation_id, events, expected_version=expected)
     request.app.state.metrics.count_write("replace", len(events))
     with stored_but_unread(version):
-        tracker = store.retrieve_full_tracker(conversation_id) or Tracker(conversation_id)
+        tracker = with_domain(
+            request, store.retrieve_full_tracker(conversation_id), conversation_id
+        )
     return tracker_response(tracker, write.verbosity)
+
+
+#: Seconds a DELETE waits for the broker to confirm the conversation's tombstone.
+TOMBSTONE_TIMEOUT = 10.0
 
 
 @router.delete(
@@ -356,11 +391,34 @@ def replace_events(
 def delete_conversation(
     request: Request,
     conversation_id: ConversationId,
-    _: Principal = Depends(conversation_principal),
+    principal: Principal = Depends(conversation_principal),
 ) -> dict[str, Any]:
-    """Remove every event of the conversation; deleting an unknown id removes 0 events."""
-    removed = store_of(request).delete(conversation_id)
-    return {"sender_id": conversation_id, "deleted_events": removed}
+    """Erase the conversation: its events, outbox entries and the rest the store keeps.
+
+    With an event broker, a ``conversation_deleted`` tombstone tells consumers to delete
+    their copies; an audit line records who asked. Deleting an unknown id removes 0
+    events (and publishes the tombstone again).
+    """
+    from eventstore.errors import TombstoneError
+    from eventstore.privacy.erasure import forget
+
+    who = "http:admin" if principal.admin else f"http:user:{principal.username}"
+    try:
+        erased = forget(
+            store_of(request),
+            [conversation_id],
+            requested_by=who,
+            audit=request.app.state.audit,
+            confirm_timeout=TOMBSTONE_TIMEOUT,
+        )
+    except TombstoneError:
+        logger.warning("tombstone of an erased conversation not confirmed", exc_info=True)
+        raise ApiError(
+            503,
+            "the conversation was deleted, but the event broker has not confirmed its "
+            "tombstone yet (the server keeps retrying); repeat the DELETE to be sure",
+        ) from None
+    return {"sender_id": conversation_id, "deleted_events": erased[0].deleted_events}
 
 
 @router.get("/conversations", tags=["conversations"], summary="Conversation ids, paginated")
@@ -370,143 +428,14 @@ def list_conversations(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     _: Principal = Depends(admin_principal),
 ) -> dict[str, Any]:
-    """Ids in sorted order; pass ``next_cursor`` as ``cursor`` for the next page (null: done)."""
+    """Ids in sorted order (paged keys, never a full sort); ``next_cursor`` pages on."""
     after = decode_cursor(cursor, "k") if cursor else None
     if after is not None and not isinstance(after, str):
         raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"})
-    keys = store_of(request).keys()  # an iterator, not a dict
-    ids = sorted(k for k in keys if after is None or k > after)
+    ids = list(islice(sorted_keys(store_of(request), after, batch=limit + 1), limit + 1))
     page = ids[:limit]
     more = len(ids) > limit
     return {"conversations": page, "next_cursor": encode_cursor("k", page[-1]) if more else None}
-
-
-# -- events (the query API) ---------------------------------------------------------------
-def encode_cursor(kind: str, value: Any) -> str:
-    """An opaque cursor for ``value``."""
-    raw = json.dumps({kind: value}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, kind: str) -> Any:
-    """The value of a cursor made by ``encode_cursor`` (400 when it is not one)."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return data[kind]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"}) from None
-
-
-def cursor_int(cursor: str, kind: str) -> int:
-    """The position or offset in a cursor: an int from 0 to ``MAX_INT`` (400 otherwise).
-
-    Checked here so a forged cursor never hands a store a number it cannot send.
-    """
-    value = decode_cursor(cursor, kind)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
-        raise ApiError(400, "query parameter 'cursor' is not valid", {"field": "cursor"})
-    return value
-
-
-@router.get(
-    "/events",
-    tags=["events"],
-    summary="Query stored events (pages or JSON lines)",
-    response_model=None,
-)
-def query_events(
-    request: Request,
-    sender_id: Annotated[str | None, Query(description="Only this conversation.")] = None,
-    type_name: Annotated[str | None, Query(description="Event type, e.g. user.")] = None,
-    intent: Annotated[str | None, Query(description="Intent of user events.")] = None,
-    action: Annotated[str | None, Query(description="The event's name (actions, slots).")] = None,
-    since: Annotated[float | None, Query(description="timestamp >= since")] = None,
-    until: Annotated[float | None, Query(description="timestamp <= until")] = None,
-    after: Annotated[
-        int | None, Query(ge=0, le=MAX_INT, description="Only events with position > after.")
-    ] = None,
-    limit: Annotated[
-        int | None, Query(ge=1, le=MAX_INT, description="Most events returned.")
-    ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    format: Annotated[
-        str, Query(pattern="^(page|jsonl)$", description="page (JSON) or jsonl (stream).")
-    ] = "page",
-    principal: Principal = Depends(require_auth),
-) -> Response:
-    """Events as broker messages (``sender_id``, event keys, ``seq``, ``position``).
-
-    ``format=page`` (default): ``{"events": [...], "next_cursor"}`` with at most ``limit``
-    (default 100, max 1000) events. ``format=jsonl`` (or ``Accept: application/x-ndjson``):
-    every matching event (up to ``limit``) streamed, one JSON object per line.
-    """
-    require_access(principal, sender_id)
-    store = store_of(request)
-    if after is not None and not store.has_positions:
-        raise ApiError(
-            400,
-            f"query parameter 'after': {type(store).__name__} keeps no global positions",
-            {"field": "after"},
-        )
-    accept = request.headers.get("accept", "")
-    stream = format == "jsonl" or "application/x-ndjson" in accept
-    skip = 0
-    if cursor is not None:
-        if store.has_positions:
-            after = max(after or 0, cursor_int(cursor, "p"))
-        else:
-            skip = cursor_int(cursor, "o")
-    page_size = limit if stream else min(limit or 100, MAX_PAGE)
-    query = EventQuery(
-        sender_id=sender_id,
-        type_name=type_name,
-        intent=intent,
-        action=action,
-        since=since,
-        until=until,
-        after_position=after,
-        limit=None if page_size is None else min(page_size + skip + (0 if stream else 1), MAX_INT),
-    )
-    results = store.query(query)
-    for _ in range(skip):
-        if next(results, None) is None:
-            break
-    if stream:
-        return StreamingResponse(
-            jsonl(results, first=next(results, None)), media_type="application/x-ndjson"
-        )
-    assert page_size is not None
-    page: list[StoredEvent] = []
-    more = False
-    for event in results:
-        if len(page) == page_size:
-            more = True
-            break
-        page.append(event)
-    next_cursor = None
-    if more:
-        next_cursor = (
-            encode_cursor("p", page[-1].position)
-            if store.has_positions
-            else encode_cursor("o", skip + len(page))
-        )
-    return JSONResponse(
-        {"events": [e.as_message() for e in page], "next_cursor": next_cursor},
-    )
-
-
-def jsonl(results: Iterator[StoredEvent], first: StoredEvent | None) -> Iterator[bytes]:
-    """One JSON line per event; the first was fetched in the route so its errors are JSON."""
-    if first is None:
-        return
-    yield json.dumps(first.as_message(), separators=_COMPACT).encode() + b"\n"
-    try:
-        for event in results:
-            yield json.dumps(event.as_message(), separators=_COMPACT).encode() + b"\n"
-    except Exception:  # the status line has gone out; end the stream and log it
-        logger.exception("streaming events failed part-way")
-        raise
 
 
 # -- service ------------------------------------------------------------------------------
@@ -521,7 +450,7 @@ def health(request: Request) -> JSONResponse:
     except Exception as exc:
         logger.warning("health check: the store failed: %s", exc)
         checks["store"] = {"type": type(store).__name__, "ok": False, "error": type(exc).__name__}
-    broker = store.event_broker
+    broker = broker_of(store)
     if broker is None:
         checks["broker"] = None
     else:
@@ -546,11 +475,12 @@ async def version(request: Request, _: Principal = Depends(require_auth)) -> dic
     from eventstore import __version__
 
     store = store_of(request)
-    broker = store.event_broker
+    broker = broker_of(store)
     return {
         "version": __version__,
         "store": type(store).__name__,
         "broker": type(broker).__name__ if broker is not None else None,
+        "features": list(FEATURES),
     }
 
 

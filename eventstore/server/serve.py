@@ -11,25 +11,23 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 import shutil
 import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from eventstore.config import secret_value
 from eventstore.errors import ConfigError
+from eventstore.relay import broker_of
+from eventstore.secrets import describe_section, redact
 from eventstore.server.config import SETTINGS_ENV, ServerSettings
 from eventstore.server.metrics import MULTIPROC_ENV
 
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_QUERY_TOKEN = re.compile(r"([?&](?:token|access_token)=)[^&\s\"]*", re.IGNORECASE)
-MASK = "***"
 #: Shortest HMAC key RFC 7518 recommends (for HS256).
 MIN_JWT_SECRET_BYTES = 32
 
@@ -43,27 +41,6 @@ class RedactTokens(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
-
-
-def redact(text: str) -> str:
-    """``text`` with query tokens and URL passwords masked."""
-    return _URL_PASSWORD.sub(rf"\1{MASK}@", _QUERY_TOKEN.sub(rf"\1{MASK}", text))
-
-
-def describe_section(section: Mapping[str, Any] | None) -> str:
-    """``key=value`` pairs of an endpoints.yml section, secrets and URL passwords masked."""
-    if not section:
-        return ""
-    parts = []
-    for key, value in section.items():
-        if _SECRET_KEY.search(str(key)) and value is not None:
-            shown = MASK
-        elif isinstance(value, Mapping):
-            shown = "{" + describe_section(value) + "}"
-        else:
-            shown = redact(str(value))
-        parts.append(f"{key}={shown}")
-    return " ".join(parts)
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -99,7 +76,6 @@ def bind(host: str, port: int) -> socket.socket:
 def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
     """What ``eventstore run`` prints before serving."""
     from eventstore import __version__
-    from eventstore.stores.memory import InMemoryTrackerStore
 
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     lines = [f"eventstore {__version__} listening on http://{host}:{port} (docs: /docs)"]
@@ -111,13 +87,18 @@ def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
     store_section = describe_section(endpoints.tracker_store if endpoints else None)
     shown = f" ({store_section})" if store_section else ""
     lines.append(f"tracker store: {type(store).__name__}{shown}")
-    broker = store.event_broker
+    broker = broker_of(store)
     if broker is None:
         lines.append("event broker: none")
     else:
         broker_section = describe_section(endpoints.event_broker if endpoints else None)
-        lines.append(f"event broker: {type(broker).__name__} ({broker_section})")
-    if isinstance(store, InMemoryTrackerStore):
+        inner = getattr(broker, "inner", broker)  # publish-only redaction wraps the broker
+        lines.append(f"event broker: {type(inner).__name__} ({broker_section})")
+    if endpoints is not None:
+        from eventstore.privacy.config import privacy_summary
+
+        lines.extend(privacy_summary(endpoints))
+    if store.process_local:
         lines.append(
             "WARNING: the in-memory store keeps conversations in this process only; "
             "history is lost on restart. Pass --endpoints endpoints.yml for a persistent store."
@@ -158,15 +139,51 @@ def _sigterm_exits_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def reachable_store(settings: ServerSettings, echo: Callable[[str], Any]) -> Any:
+    """The store, once it answers: the same start-up rule for every backend.
+
+    A store that cannot be reached stops ``eventstore run`` with one line (exit code 1),
+    whether its constructor connects (SQL) or its first call does (Redis, MongoDB, ...);
+    ``--wait-for-store N`` keeps trying for up to N seconds first (containers starting
+    together). A store lost later is reported by ``/health`` and answered with 503s.
+    """
+    from eventstore.errors import BackendUnavailable, SchemaError
+    from eventstore.server.app import build_store, close_store
+
+    deadline = time.monotonic() + settings.wait_for_store
+    said = False
+    while True:
+        store = None
+        try:
+            store = build_store(settings)
+            store.version("eventstore-startup-check")
+            return store
+        except (BackendUnavailable, SchemaError) as exc:
+            if store is not None:
+                close_store(store)
+            if time.monotonic() + 1 > deadline:
+                waited = (
+                    f" (waited {settings.wait_for_store:g} s)" if settings.wait_for_store else ""
+                )
+                raise BackendUnavailable(
+                    f"the tracker store is unreachable{waited}, not serving: {exc}"
+                    + ("" if waited else "; --wait-for-store SECONDS waits for it")
+                ) from exc
+            if not said:
+                echo(f"waiting up to {settings.wait_for_store:g} s for the tracker store: {exc}")
+                said = True
+            time.sleep(1)
+
+
 def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
     """Serve until SIGTERM/SIGINT; configuration errors raise before anything listens."""
     import uvicorn
 
-    from eventstore.server.app import build_store, close_store, create_app
-    from eventstore.stores.memory import InMemoryTrackerStore
+    from eventstore.server.app import build_domain, close_store, create_app
 
-    store = build_store(settings)
-    if settings.workers > 1 and isinstance(store, InMemoryTrackerStore):
+    domain = build_domain(settings)  # a bad domain file stops start-up before any connection
+    store = reachable_store(settings, echo)
+    if settings.workers > 1 and store.process_local:
         close_store(store)
         raise ConfigError(
             f"--workers {settings.workers} needs a shared store: each worker process would "
@@ -180,6 +197,8 @@ def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
         raise
     for line in startup_lines(settings, store, sock.getsockname()[1]):
         echo(line)
+    if domain is not None:
+        echo(f"domain: {domain.source} ({len(domain.slots)} slots: {', '.join(domain.slots)})")
     common: dict[str, Any] = {
         "log_config": log_config(settings.log_level),
         "log_level": settings.log_level,
@@ -188,7 +207,7 @@ def serve(settings: ServerSettings, echo: Callable[[str], Any] = print) -> None:
         "proxy_headers": False,
     }
     if settings.workers == 1:
-        app = create_app(store, settings)
+        app = create_app(store, settings, domain=domain)
         server = uvicorn.Server(uvicorn.Config(app, **common))
         try:
             with _sigterm_exits_cleanly():

@@ -196,7 +196,7 @@ def test_integers_past_64_bits_are_refused_naming_the_parameter(
 ) -> None:
     """``after``, ``limit`` and cursor values past 2^63-1 are 400 on every store: no store
     column or Redis counter holds them, so the answer does not depend on the backend."""
-    from eventstore.server.routes import encode_cursor
+    from eventstore.server.cursors import encode_cursor
 
     for value in (2**63, 2**64, 2**70):
         for name in ("after", "limit"):

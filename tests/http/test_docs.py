@@ -1,7 +1,8 @@
 """The Swagger page: the token is never written into it; its script sends it as a header.
 
-The page's inline script runs under Node with a stand-in ``SwaggerUIBundle`` (the real
-one comes from a CDN), so what it does with a token in the URL is checked, not assumed.
+The page's inline script runs under Node with a stand-in ``SwaggerUIBundle`` (the real one
+renders in Chromium in test_docs_offline.py), so what it does with a token in the URL is
+checked, not assumed.
 """
 
 from __future__ import annotations

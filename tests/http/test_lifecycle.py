@@ -4,10 +4,12 @@ loses no stored event and flushes every one of them to the broker."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,8 +18,10 @@ import pytest
 from brokers.file import FileEventBroker
 from eventstore.factory import create_tracker_store
 from eventstore.server import ServerSettings
+from eventstore.stores.base import EventQuery
 from eventstore.testing import new_id, session_start, turn, user
 from tests.http.conftest import LiveServer, Running
+from tests.http.sse_client import SseStream
 from tests.proxy import TcpProxy
 
 
@@ -166,3 +170,85 @@ def test_a_stored_append_whose_read_back_fails_says_it_was_stored() -> None:
         assert server.store.version(cid) == 4
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_ends_open_event_streams_and_long_polls_at_once(
+    tmp_path: Path, workers: int
+) -> None:
+    """An open stream does not hold the shutdown for ``--graceful-timeout`` (here 600 s).
+
+    The stream and the long-poll end cleanly (no cut chunk), the process exits 0, and a
+    client resuming with ``Last-Event-ID`` against the restarted service misses nothing.
+    """
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: sql\n  url: sqlite:///{tmp_path / 'e.db'}\n")
+    args = ("--endpoints", str(endpoints), "--graceful-timeout", "600")
+    run = Running(*args, "--workers", str(workers))
+    cid = new_id("stop")
+    seen: list[dict[str, Any]] = []
+    ended: list[str] = []
+    polled: list[int] = []
+    try:
+        with httpx.Client(base_url=run.url, timeout=120) as client:
+            first = client.post(f"/conversations/{cid}/tracker/events", json=turn(0))
+            stored = int(first.headers["etag"].strip('"'))
+            stream = SseStream(client, params={"sender_id": cid})
+
+            def follow() -> None:
+                try:
+                    while True:
+                        seen.append(stream.next())
+                except AssertionError as exc:  # the stream ended, with a whole message last
+                    ended.append(str(exc))
+                except httpx.HTTPError as exc:
+                    ended.append(f"cut: {exc!r}")
+
+            def long_poll() -> None:
+                with httpx.Client(base_url=run.url, timeout=120) as poller:
+                    after = 10**9  # nothing there yet: the request waits
+                    params = {"after": after, "wait": 60}
+                    polled.append(poller.get("/events", params=params).status_code)
+
+            threads = [threading.Thread(target=follow), threading.Thread(target=long_poll)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 60
+            while len(seen) < stored and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(seen) == stored, run.output
+            time.sleep(0.5)  # the long-poll is waiting by now
+            run.proc.send_signal(signal.SIGTERM)
+            # with the streams holding it, this would wait the whole graceful timeout
+            code = run.proc.wait(60)
+            for thread in threads:
+                thread.join(30)
+            stream.close()
+    finally:
+        run.stop()
+    assert code == 0, run.output
+    assert ended == ["the event stream ended"]
+    assert polled == [200]
+
+    again = Running(*args)
+    try:
+        with httpx.Client(base_url=again.url, timeout=30) as client:
+            second = client.post(f"/conversations/{cid}/tracker/events", json=turn(1))
+            added = int(second.headers["etag"].strip('"')) - stored
+            headers = {"Last-Event-ID": str(seen[-1]["id"])}
+            with SseStream(client, params={"sender_id": cid}, headers=headers) as resumed:
+                rest = resumed.take(added)
+    finally:
+        again.stop()
+    assert [m["data"] for m in seen + rest] == [
+        m["data"] for m in _all_messages(tmp_path / "e.db", cid)
+    ]
+
+
+def _all_messages(db: Path, cid: str) -> list[dict[str, Any]]:
+    """Every event of ``cid`` as the feed gives it, read with the Python API."""
+    store = create_tracker_store({"type": "sql", "url": f"sqlite:///{db}"})
+    try:
+        return [{"data": e.as_message()} for e in store.query(EventQuery(sender_id=cid))]
+    finally:
+        store.close()
