@@ -1,4 +1,4 @@
-"""Rasa-compatible events: one pydantic model per type, and the validation every append runs.
+"""Rasa-compatible events: the validation every append runs (models in ``event_models``).
 
 Events stay plain JSON dicts everywhere in eventstore (stored, replayed, published) so that a
 round trip keeps every key, unknown extras included. The models here only *check* them:
@@ -11,11 +11,16 @@ import json
 import math
 import time
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import ValidationError
 
 from eventstore.errors import EventValidationError
+from eventstore.event_models import ADAPTER, EVENT_TYPES, PRO_EVENT_TYPES, EventModel
+from eventstore.flows import check_update
+
+EventDict = dict[str, Any]  # one event as stored and replayed (``EventModel`` validates it)
 
 #: Largest accepted event, serialised as JSON (MySQL MEDIUMTEXT and DynamoDB items cope).
 MAX_EVENT_BYTES = 256 * 1024
@@ -27,202 +32,9 @@ MAX_NESTING = 64
 MAX_NAME_LENGTH = 255
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
-    timestamp: float | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class _Intent(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    name: str | None = None
-    confidence: float | None = None
-
-
-class _Entity(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    entity: str
-    value: Any
-
-
-class _ParseData(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    intent: _Intent | dict[str, Any] | None = None
-    entities: list[_Entity] | None = None
-    text: str | None = None
-
-
-class UserUttered(_Event):
-    event: Literal["user"]
-    text: str | None = None
-    parse_data: _ParseData | None = None
-    input_channel: str | None = None
-    message_id: str | None = None
-
-
-class BotUttered(_Event):
-    event: Literal["bot"]
-    text: str | None = None
-    data: dict[str, Any] | None = None
-
-
-class ActionExecuted(_Event):
-    event: Literal["action"]
-    name: str | None = None
-    policy: str | None = None
-    confidence: float | None = None
-    action_text: str | None = None
-    hide_rule_turn: bool = False
-
-    @model_validator(mode="after")
-    def _needs_name(self) -> ActionExecuted:
-        if self.name is None and self.action_text is None:
-            raise ValueError("an action event needs 'name' or 'action_text'")
-        return self
-
-
-class SlotSet(_Event):
-    event: Literal["slot"]
-    name: str
-    value: Any
-
-
-class Restarted(_Event):
-    event: Literal["restart"]
-
-
-class UserUtteranceReverted(_Event):
-    event: Literal["rewind"]
-
-
-class ActionReverted(_Event):
-    event: Literal["undo"]
-
-
-class AllSlotsReset(_Event):
-    event: Literal["reset_slots"]
-
-
-class ReminderScheduled(_Event):
-    event: Literal["reminder"]
-    intent: str
-    date_time: str
-    entities: list[dict[str, Any]] | None = None
-    name: str | None = None
-    kill_on_user_msg: bool = True
-
-
-class ReminderCancelled(_Event):
-    event: Literal["cancel_reminder"]
-    name: str | None = None
-    intent: str | None = None
-    entities: list[dict[str, Any]] | None = None
-
-
-class StoryExported(_Event):
-    event: Literal["export"]
-    path: str | None = None
-
-
-class FollowupAction(_Event):
-    event: Literal["followup"]
-    name: str
-
-
-class ConversationPaused(_Event):
-    event: Literal["pause"]
-
-
-class ConversationResumed(_Event):
-    event: Literal["resume"]
-
-
-class AgentUttered(_Event):
-    event: Literal["agent"]
-    text: str | None = None
-    data: Any = None
-
-
-class ActiveLoop(_Event):
-    event: Literal["active_loop"]
-    name: str | None = None
-
-
-class LegacyForm(_Event):
-    """Rasa 1.x ``form``; replayed as ``active_loop``."""
-
-    event: Literal["form"]
-    name: str | None = None
-
-
-class LoopInterrupted(_Event):
-    event: Literal["loop_interrupted"]
-    is_interrupted: bool = False
-
-
-class LegacyFormValidation(_Event):
-    """Rasa 1.x ``form_validation``; replayed as ``loop_interrupted`` (inverted)."""
-
-    event: Literal["form_validation"]
-    validate_: bool = Field(default=True, alias="validate")
-
-
-class ActionExecutionRejected(_Event):
-    event: Literal["action_execution_rejected"]
-    name: str
-    policy: str | None = None
-    confidence: float | None = None
-
-
-class SessionStarted(_Event):
-    event: Literal["session_started"]
-
-
-class DefinePrevUserUtteredFeaturization(_Event):
-    event: Literal["user_featurization"]
-    use_text_for_featurization: bool
-
-
-class EntitiesAdded(_Event):
-    event: Literal["entities"]
-    entities: list[_Entity]
-
-
-Event = Annotated[
-    UserUttered
-    | BotUttered
-    | ActionExecuted
-    | SlotSet
-    | Restarted
-    | UserUtteranceReverted
-    | ActionReverted
-    | AllSlotsReset
-    | ReminderScheduled
-    | ReminderCancelled
-    | StoryExported
-    | FollowupAction
-    | ConversationPaused
-    | ConversationResumed
-    | AgentUttered
-    | ActiveLoop
-    | LegacyForm
-    | LoopInterrupted
-    | LegacyFormValidation
-    | ActionExecutionRejected
-    | SessionStarted
-    | DefinePrevUserUtteredFeaturization
-    | EntitiesAdded,
-    Field(discriminator="event"),
-]
-
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
-
-#: Every event type name eventstore accepts (Rasa's 23 plus the two legacy form names).
-EVENT_TYPES: frozenset[str] = frozenset(
-    m.model_fields["event"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in _Event.__subclasses__()
-)
+#: What a store does with an event type it does not know: refuse it (the default) or keep
+#: it as it is (checked only as JSON), so a newer runtime never loses a turn.
+UnknownEvents = Literal["refuse", "keep"]
 
 
 def validate_sender_id(sender_id: Any) -> str:
@@ -255,8 +67,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:
-    """Check one event and return it as a new dict, with a missing timestamp set to now."""
+def validate_event(
+    event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES, unknown: UnknownEvents = "refuse"
+) -> dict[str, Any]:
+    """Check one event and return it as a new dict, with a missing timestamp set to now.
+
+    ``unknown="keep"``: an event type this version does not know is accepted as it is (its
+    name must be a string of at most 255 characters; JSON, nesting and size are checked).
+    """
     if not isinstance(event, Mapping):
         raise EventValidationError(
             f"an event must be a JSON object, got {type(event).__name__}", index=index
@@ -264,7 +82,14 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
     type_name = event.get("event")
     if type_name is None:
         raise EventValidationError("the 'event' key is missing", index=index, field="event")
-    if not isinstance(type_name, str) or type_name not in EVENT_TYPES:
+    kept = unknown == "keep" and isinstance(type_name, str) and type_name not in EVENT_TYPES
+    if kept and not (0 < len(type_name) <= MAX_NAME_LENGTH and _encodable(type_name)):
+        raise EventValidationError(
+            f"an event type must be 1 to {MAX_NAME_LENGTH} characters of valid unicode",
+            index=index,
+            field="event",
+        )
+    if not kept and (not isinstance(type_name, str) or type_name not in EVENT_TYPES):
         known = ", ".join(sorted(EVENT_TYPES))
         raise EventValidationError(
             f"unknown event type {type_name!r}; known types: {known}", index=index, field="event"
@@ -274,8 +99,18 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
         raise EventValidationError(
             f"values may nest at most {MAX_NESTING} levels deep", index=index, field=deep
         )
+    not_json = _first_non_json(event)
+    if not_json is not None:
+        field, problem = not_json
+        raise EventValidationError(
+            f"{problem}: JSON cannot hold it as it is (events hold dicts with string keys, "
+            "lists, strings, finite numbers, booleans and None)",
+            index=index,
+            field=field,
+        )
     try:
-        _ADAPTER.validate_python(event)
+        if not kept:
+            ADAPTER.validate_python(event)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise EventValidationError(
@@ -283,6 +118,8 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
             index=index,
             field=_field_path(tuple(first["loc"])) or None,
         ) from None
+    if type_name == "stack":  # a patch Rasa's replay could not apply is refused now
+        check_update(event.get("update"), index)
     out = dict(event)
     # Names are indexed by every backend (SQL columns are VARCHAR(255)); check them here so
     # that every backend accepts and refuses the same events.
@@ -321,7 +158,9 @@ def validate_event(event: Any, index: int = 0, max_bytes: int = MAX_EVENT_BYTES)
     return out
 
 
-def validate_events(events: Any, max_bytes: int = MAX_EVENT_BYTES) -> list[dict[str, Any]]:
+def validate_events(
+    events: Any, max_bytes: int = MAX_EVENT_BYTES, unknown: UnknownEvents = "refuse"
+) -> list[dict[str, Any]]:
     """Check a list of events (or a single event) and return new dicts ready to store."""
     if isinstance(events, Mapping):
         events = [events]
@@ -329,7 +168,7 @@ def validate_events(events: Any, max_bytes: int = MAX_EVENT_BYTES) -> list[dict[
         raise EventValidationError(
             f"events must be a list of JSON objects, got {type(events).__name__}"
         )
-    return [validate_event(e, i, max_bytes) for i, e in enumerate(events)]
+    return [validate_event(e, i, max_bytes, unknown) for i, e in enumerate(events)]
 
 
 def _nesting_exceeds(value: Any, limit: int) -> bool:
@@ -347,6 +186,29 @@ def _nesting_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _first_non_json(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The dotted path and description of the first value JSON would change, if any.
+
+    A tuple would come back as a list and a key ``1`` as ``"1"``: the guarantee is that an
+    event reads back exactly as given, so such values are refused rather than converted.
+    """
+    stack: list[tuple[str, Any]] = [("", event)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return path or "(event)", f"a key {key!r} of type {type(key).__name__}"
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{i}", child) for i, child in enumerate(item))
+        elif item is not None and not isinstance(item, str | int | float):
+            return path, f"a value of type {type(item).__name__}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return path, f"the number {item!r}"
+    return None
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -401,3 +263,44 @@ def action_name(event: Mapping[str, Any]) -> str | None:
     """The ``name`` key of any event (Rasa's SQL ``action_name`` column)."""
     name = event.get("name")
     return name if isinstance(name, str) else None
+
+
+class EventVerbosity(StrEnum):
+    """Which events ``Tracker.current_state`` includes (Rasa's ``include_events``)."""
+
+    ALL = "ALL"
+    APPLIED = "APPLIED"
+    AFTER_RESTART = "AFTER_RESTART"
+    NONE = "NONE"
+
+    @classmethod
+    def parse(cls, value: str | EventVerbosity) -> EventVerbosity:
+        """Case-insensitive lookup; an unknown name raises ``EventValidationError``."""
+        if isinstance(value, EventVerbosity):
+            return value
+        try:
+            return cls[str(value).upper()]
+        except KeyError:
+            names = ", ".join(v.value for v in cls)
+            raise EventValidationError(
+                f"include_events must be one of {names}, got {value!r}", field="include_events"
+            ) from None
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "MAX_NAME_LENGTH",
+    "MAX_NESTING",
+    "MAX_SENDER_ID_LENGTH",
+    "PRO_EVENT_TYPES",
+    "EventDict",
+    "EventModel",
+    "EventVerbosity",
+    "UnknownEvents",
+    "action_name",
+    "intent_name",
+    "validate_event",
+    "validate_events",
+    "validate_sender_id",
+]

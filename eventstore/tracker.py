@@ -8,62 +8,48 @@ State is kept incrementally: ``update`` costs O(1) for every event except ``rewi
 ``undo``, which reset the state and replay the applied events, as Rasa does. Events are
 immutable values here: the tracker never changes a dict it was given or stored, so a log
 can be shared with the store that read it. See ``docs/tracker.md``.
+
+No full copies: a tracker's events are an optional ``_Head`` (events a snapshot stands for,
+read from the store only if someone asks for them), a prefix of a shared append-only list
+(``_body[:_n]``, shared with the tracker cache and other copies) and a private ``_tail``.
+The applied events are index ranges over those events. Copying a tracker copies neither.
 """
 
 from __future__ import annotations
 
-import copy as _copy
-import math
+import logging
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from enum import StrEnum
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
+from eventstore import replay
 from eventstore.errors import EventValidationError
+from eventstore.events import EventDict, EventVerbosity
+from eventstore.lazy_head import _Head
+from eventstore.sessions import (
+    ACTION_LISTEN,
+    ACTION_SESSION_START,
+    SESSION_START_METADATA_SLOT,
+    session_start_events,
+)
+from eventstore.tracker_views import TrackerViews
 
-ACTION_LISTEN = "action_listen"
-ACTION_SESSION_START = "action_session_start"
-#: The slot Rasa fills with the metadata of the message that started a session.
-SESSION_START_METADATA_SLOT = "session_started_metadata"
+logger = logging.getLogger(__name__)
+
 #: Slots a tracker has before any event: Rasa's default domain slot, so that tracker JSON
 #: looks like what Rasa's stores and HTTP API return. Pass ``slots={}`` for none.
 DEFAULT_SLOTS: Mapping[str, Any] = MappingProxyType({SESSION_START_METADATA_SLOT: None})
-#: Rasa's marker for "no loop" inside an active loop (``active_loop_name`` is then None).
-_SHOULD_NOT_BE_SET = "should_not_be_set"
 #: ``latest_message`` before any user message (never mutated; copied on output).
 _EMPTY_MESSAGE: Mapping[str, Any] = MappingProxyType(
     {"intent": {}, "entities": [], "text": None, "message_id": None, "metadata": {}}
 )
-_LOOP_EVENTS = frozenset({"active_loop", "form"})
-#: Event types that loop pruning removes between two runs of a loop (Rasa's applied events).
-_PRUNED_BY_LOOP = frozenset({"action", "user", "user_featurization"})
-#: Event types whose step in the applied-events fold is more than an append.
+#: EventDict types whose step in the applied-events fold is more than an append.
 _FOLD_SPECIAL = frozenset({"action", "undo", "rewind"})
 
-Event = dict[str, Any]
-
-
-class EventVerbosity(StrEnum):
-    """Which events ``Tracker.current_state`` includes (Rasa's ``include_events``)."""
-
-    ALL = "ALL"
-    APPLIED = "APPLIED"
-    AFTER_RESTART = "AFTER_RESTART"
-    NONE = "NONE"
-
-    @classmethod
-    def parse(cls, value: str | EventVerbosity) -> EventVerbosity:
-        """Case-insensitive lookup; an unknown name raises ``EventValidationError``."""
-        if isinstance(value, EventVerbosity):
-            return value
-        try:
-            return cls[str(value).upper()]
-        except KeyError:
-            names = ", ".join(v.value for v in cls)
-            raise EventValidationError(
-                f"include_events must be one of {names}, got {value!r}", field="include_events"
-            ) from None
+#: Serialises in-place extensions of shared event lists (``Tracker._share``).
+_SHARE_LOCK = threading.Lock()
 
 
 def _timestamp(event: Mapping[str, Any]) -> float:
@@ -75,24 +61,39 @@ def _timestamp(event: Mapping[str, Any]) -> float:
         return 0.0
 
 
-class Tracker:
+class Tracker(TrackerViews):
     """The state of one conversation, rebuilt by replaying its events.
 
     ``slots`` gives the slots that exist before any event with their initial values (a
     domain's slots); every slot an event sets is added. Resets put values back to these
-    initial values (``None`` for slots that only events created) and keep the keys.
+    initial values (``None`` for slots that only events created) and keep the keys. With
+    ``known_slots_only`` (a tracker replayed with a domain), slot events for slots not in
+    ``slots`` stay in the log but change no state, as in Rasa.
     """
 
-    _STATE_HANDLERS: ClassVar[dict[str, Callable[[Tracker, Event], None]]]
-
     def __init__(
-        self, sender_id: str, *, version: int = 0, slots: Mapping[str, Any] | None = None
+        self,
+        sender_id: str,
+        *,
+        version: int = 0,
+        slots: Mapping[str, Any] | None = None,
+        known_slots_only: bool = False,
     ) -> None:
         self.sender_id = sender_id
-        self.events: list[Event] = []
+        self.known_slots_only = known_slots_only
+        # -- the events: head (lazy) + _body[:_n] (shared) + _tail (private) ----------
+        self._head: _Head | None = None
+        self._body: list[EventDict] = []
+        self._n = 0
+        self._tail: list[EventDict] = []
+        self._count = 0
+        #: ``_body`` is the list ``events`` returned: appends go to it, no cache extends it
+        self._owned = False
+        #: ``_body`` was handed out by ``events`` (by this tracker or the one it copies)
+        self._exposed = False
         #: seq of the last event that is known to be stored (0 = nothing stored)
         self.version = version
-        #: number of events in ``self.events`` that came from (or went to) the store
+        #: number of events that came from (or went to) the store
         self._stored = 0
         # -- state (reset by restart / session_started / rewind / undo) --------------
         self._initial_slots: dict[str, Any] = dict(DEFAULT_SLOTS if slots is None else slots)
@@ -102,14 +103,17 @@ class Tracker:
         self._latest_action: dict[str, Any] = {}
         self._message: Mapping[str, Any] = _EMPTY_MESSAGE
         self._use_text: bool | None = None
-        self._bot: Event | None = None
+        self._bot: EventDict | None = None
         self._loop: dict[str, Any] | None = None
+        #: Rasa Pro's dialogue stack; None until a ``stack`` event is seen (Rasa 3.6 JSON)
+        self._stack: list[Any] | None = None
         # -- facts about the whole log (never reset) ----------------------------------
         self._input_channel: str | None = None
         self._after_restart = 0  # index of the first event after the last restart
         self._last_session_started = -1  # index of the last session_started, -1 if none
-        # -- applied events, folded incrementally (Rasa's ``applied_events``) ---------
-        self._applied: list[Event] = []
+        # -- applied events, folded incrementally (Rasa's ``applied_events``): half-open
+        # index ranges [start, end) over the events, flattened (s0, e0, s1, e1, ...) --------
+        self._applied: list[int] = []
         self._applied_from = 0  # index after the last restart / session_started
         self._applied_stale = False
         self._loop_names: set[str] = set()  # names of every active_loop/form event so far
@@ -124,18 +128,20 @@ class Tracker:
         *,
         version: int | None = None,
         slots: Mapping[str, Any] | None = None,
+        known_slots_only: bool = False,
     ) -> Tracker:
         """Replay ``events``; they count as stored, the last one at ``version``.
 
         ``version`` defaults to the number of events (a log read from seq 1). The dicts
         are kept as they are (not copied): the tracker never modifies them.
         """
-        tracker = cls(sender_id, slots=slots)
+        tracker = cls(sender_id, slots=slots, known_slots_only=known_slots_only)
         apply = tracker._apply
         for event in events:
             apply(event if type(event) is dict else dict(event))
-        tracker._stored = len(tracker.events)
-        tracker.version = len(tracker.events) if version is None else version
+        tracker._body, tracker._n, tracker._tail = tracker._tail, len(tracker._tail), []
+        tracker._stored = tracker._count
+        tracker.version = tracker._count if version is None else version
         return tracker
 
     # -- mutation ----------------------------------------------------------------------
@@ -159,44 +165,102 @@ class Tracker:
             self.update(event)
 
     @property
-    def unsaved_events(self) -> list[Event]:
+    def events(self) -> list[EventDict]:
+        """Every event of this tracker, in order (treat them as read-only).
+
+        The first access builds this tracker's own list (reading a snapshot's events from
+        the store if needed); later updates append to it.
+        """
+        if not self._owned:
+            events = list(self._head.events()) if self._head is not None else []
+            events += self._body[: self._n]
+            events += self._tail
+            self._head, self._body, self._n, self._tail = None, events, len(events), []
+            self._owned = self._exposed = True
+        return self._body
+
+    def _event_at(self, index: int) -> EventDict:
+        """The event at ``index`` without building the list (a head is read only if needed)."""
+        head = self._head
+        if head is not None:
+            if index < head.count:
+                return head.last if index == head.count - 1 else head.events()[index]
+            index -= head.count
+        if index < self._n:
+            return self._body[index]
+        return self._tail[index - self._n]
+
+    def _slice(self, start: int) -> list[EventDict]:
+        """The events from ``start`` on, as a new list."""
+        if self._owned:
+            return self._body[start:]
+        head_count = self._head.count if self._head is not None else 0
+        if start < head_count:
+            return self.events[start:]
+        start -= head_count
+        if start < self._n:
+            return [*self._body[start : self._n], *self._tail]
+        return self._tail[start - self._n :]
+
+    @property
+    def unsaved_events(self) -> list[EventDict]:
         """Events added with ``update`` that the store has not stored yet."""
-        return self.events[self._stored :]
+        return self._slice(self._stored)
 
     def mark_saved(self, version: int) -> None:
         """Record that every event is now stored and the log is at ``version``."""
-        self._stored = len(self.events)
+        self._stored = self._count
         self.version = version
 
-    def extend_stored(self, events: Iterable[Event], version: int) -> None:
+    def extend_stored(self, events: Iterable[EventDict], version: int) -> None:
         """Apply events read from the store after this tracker's last stored one.
 
         Used to bring a cached tracker up to date with only the log's tail.
         """
-        if self._stored != len(self.events):
+        if self._stored != self._count:
             raise ValueError("extend_stored on a tracker with unsaved events")
         apply = self._apply
         for event in events:
             apply(event)
-        self._stored = len(self.events)
+        self._stored = self._count
         self.version = version
 
     @property
-    def last_stored_event(self) -> Event | None:
+    def last_stored_event(self) -> EventDict | None:
         """The last event that came from (or went to) the store, or None."""
-        return self.events[self._stored - 1] if self._stored else None
+        return self._event_at(self._stored - 1) if self._stored else None
 
     def copy(self) -> Tracker:
-        """An independent copy; events and internal state values are shared, never mutated."""
+        """An independent copy: events are shared (never mutated), state containers copied.
+
+        Costs O(slots + unsaved events), not O(events).
+        """
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.events = list(self.events)
+        new._owned = False  # our list may grow: the copy reads only its first ``_n``
+        new._tail = list(self._tail)
         new._initial_slots = dict(self._initial_slots)
         new._slots = dict(self._slots)
         new._applied = list(self._applied)
         new._loop_names = set(self._loop_names)
         new._actions_seen = set(self._actions_seen)
         return new
+
+    def _share(self) -> None:
+        """Move the private tail into the shared list so copies of this tracker share it.
+
+        The shared list is extended in place when nobody has extended it past our view and
+        it was never handed out by ``events``; otherwise it is copied once.
+        """
+        if self._owned or not self._tail:
+            return
+        with _SHARE_LOCK:
+            body = self._body
+            if self._exposed or len(body) != self._n:
+                body = body[: self._n]
+                self._exposed = False
+            body += self._tail
+            self._body, self._n, self._tail = body, len(body), []
 
     def travel_back_in_time(self, target_time: float) -> Tracker:
         """A new tracker replaying the events up to the first one later than ``target_time``.
@@ -205,29 +269,39 @@ class Tracker:
         Rasa, replay stops at the first later event, so the result is always a prefix of the
         log. ``version`` is the seq of the last stored event kept.
         """
-        kept: list[Event] = []
+        kept: list[EventDict] = []
         for event in self.events:
             if _timestamp(event) > target_time:
                 break
             kept.append(event)
-        tracker = Tracker.from_events(self.sender_id, kept, slots=self._initial_slots)
+        tracker = Tracker.from_events(
+            self.sender_id,
+            kept,
+            slots=self._initial_slots,
+            known_slots_only=self.known_slots_only,
+        )
         tracker._stored = min(len(kept), self._stored)
         tracker.version = self.version - (self._stored - tracker._stored)
         return tracker
 
     # -- the replay --------------------------------------------------------------------
-    def _apply(self, event: Event) -> None:
+    def _apply(self, event: EventDict) -> None:
         """Append one event to the log and fold it into the state."""
-        events = self.events
-        events.append(event)
+        if self._owned:
+            self._body.append(event)
+            self._n += 1
+        else:
+            self._tail.append(event)
+        index = self._count
+        self._count = count = index + 1
         kind = event.get("event")
         if kind == "restart" or kind == "session_started":
             if kind == "restart":
-                self._after_restart = len(events)
+                self._after_restart = count
             else:
-                self._last_session_started = len(events) - 1
+                self._last_session_started = index
             self._applied = []
-            self._applied_from = len(events)
+            self._applied_from = count
             self._applied_stale = False
             self._actions_seen = set()
         else:
@@ -237,7 +311,7 @@ class Tracker:
                 name = event.get("name")
                 if type(name) is str:
                     self._actions_seen.add(name)
-            elif kind in _LOOP_EVENTS:
+            elif kind in replay.LOOP_EVENTS:
                 name = event.get("name")
                 if name and type(name) is str and name not in self._loop_names:
                     self._loop_names.add(name)
@@ -247,46 +321,72 @@ class Tracker:
                         self._applied_stale = True
             if not self._applied_stale:
                 if kind in _FOLD_SPECIAL:
-                    self._fold_applied(self._applied, event, kind)
+                    self._fold_applied(self._applied, index, event, kind)
                 else:
-                    self._applied.append(event)
+                    applied = self._applied
+                    if applied and applied[-1] == index:
+                        applied[-1] = count
+                    else:
+                        applied += (index, count)
             if kind == "rewind" or kind == "undo":
                 self._replay_applied()
                 return
-        handler = self._STATE_HANDLERS.get(kind)  # type: ignore[arg-type]
+        handler = replay.STATE_HANDLERS.get(kind)  # type: ignore[arg-type]
         if handler is not None:
             handler(self, event)
 
-    def _fold_applied(self, applied: list[Event], event: Event, kind: Any) -> None:
-        """One step of Rasa's ``applied_events`` (restart/session_started handled by callers)."""
+    def _fold_applied(self, applied: list[int], index: int, event: EventDict, kind: Any) -> None:
+        """One step of Rasa's ``applied_events`` (restart/session_started handled by callers).
+
+        ``applied`` is a list of index ranges; ``index`` is the event's index.
+        """
+        at = self._event_at
         if kind == "undo":
-            _pop_through(applied, "action")
+            replay.pop_through(applied, at, "action")
         elif kind == "rewind":
-            _pop_through(applied, "user")
-            _pop_through(applied, "action")
+            replay.pop_through(applied, at, "user")
+            replay.pop_through(applied, at, "action")
         elif (
             kind == "action"
             and event.get("name") in self._loop_names
-            and not _first_run_or_unhappy_path(event["name"], applied)
+            and not replay.first_run_or_unhappy_path(event["name"], self._reversed(applied))
         ):
-            _prune_since_last_run(event["name"], applied)
+            replay.prune_since_last_run(event["name"], applied, at)
+        elif applied and applied[-1] == index:
+            applied[-1] = index + 1
         else:
-            applied.append(event)
+            applied += (index, index + 1)
 
-    def _applied_list(self) -> list[Event]:
-        """The applied events (the internal list; refolded first if a loop name appeared)."""
+    def _applied_ranges(self) -> list[int]:
+        """The applied events' index ranges (refolded first if a loop name appeared)."""
         if self._applied_stale:
-            applied: list[Event] = []
-            for event in self.events[self._applied_from :]:
-                self._fold_applied(applied, event, event.get("event"))
+            applied: list[int] = []
+            at = self._event_at
+            for index in range(self._applied_from, self._count):
+                event = at(index)
+                self._fold_applied(applied, index, event, event.get("event"))
             self._applied = applied
             self._applied_stale = False
         return self._applied
 
+    def _applied_list(self) -> list[EventDict]:
+        """The applied events, in order."""
+        at = self._event_at
+        ranges = self._applied_ranges()
+        pairs = zip(ranges[::2], ranges[1::2], strict=True)
+        return [at(i) for start, end in pairs for i in range(start, end)]
+
+    def _reversed(self, ranges: list[int]) -> Iterator[EventDict]:
+        """The events of ``ranges``, last first (lazily: callers usually stop early)."""
+        at = self._event_at
+        for r in range(len(ranges) - 2, -1, -2):
+            for index in range(ranges[r + 1] - 1, ranges[r] - 1, -1):
+                yield at(index)
+
     def _replay_applied(self) -> None:
         """Rewind/undo: reset the state and apply the applied events again."""
         self._reset()
-        handlers = self._STATE_HANDLERS
+        handlers = replay.STATE_HANDLERS
         for event in self._applied_list():
             handler = handlers.get(event.get("event"))  # type: ignore[arg-type]
             if handler is not None:
@@ -304,232 +404,8 @@ class Tracker:
         self._use_text = None
         self._bot = None
         self._loop = None
-
-    # -- effect of each event type on the state (rasa-compat.md §1) -------------------
-    def _on_user(self, event: Event) -> None:
-        parse_data = event.get("parse_data")
-        if type(parse_data) is not dict and not isinstance(parse_data, Mapping):
-            parse_data = {}
-        intent = parse_data.get("intent")
-        entities = parse_data.get("entities")
-        message = {
-            "intent": intent if intent else {},
-            "entities": None,
-            "text": event.get("text"),
-            "message_id": event.get("message_id"),
-            "metadata": event.get("metadata") or {},
-        }
-        message.update(parse_data)
-        message["entities"] = entities if entities else []
-        self._message = message
-        # Rasa's default featurization: by text when there is no intent, and vice versa.
-        text = event.get("text")
-        has_intent = isinstance(intent, Mapping) and bool(intent.get("name"))
-        self._use_text = None if bool(text) == has_intent else bool(text)
-        self._followup = None
-
-    def _on_bot(self, event: Event) -> None:
-        self._bot = event
-
-    def _on_action(self, event: Event) -> None:
-        name = event.get("name")
-        text = event.get("action_text")
-        self._latest_action = {"action_name": name} if name else {"action_text": text}
-        self._followup = None
-        loop = self._loop
-        if loop is not None:
-            loop_name = self.active_loop_name
-            interrupted = False if loop_name else loop["is_interrupted"]
-            rejected = (
-                False if self._latest_action.get("action_name") == loop_name else loop["rejected"]
-            )
-            if interrupted != loop["is_interrupted"] or rejected != loop["rejected"]:
-                self._loop = {**loop, "is_interrupted": interrupted, "rejected": rejected}
-
-    def _on_slot(self, event: Event) -> None:
-        name = event.get("name")
-        if isinstance(name, str):
-            self._slots[name] = event.get("value")
-
-    def _on_restart(self, event: Event) -> None:
-        self._reset()
-        self._followup = ACTION_SESSION_START
-
-    def _on_session_started(self, event: Event) -> None:
-        self._reset()
-
-    def _on_reset_slots(self, event: Event) -> None:
-        initial = self._initial_slots
-        slots = self._slots
-        for name in slots:
-            slots[name] = initial.get(name)
-
-    def _on_followup(self, event: Event) -> None:
-        self._followup = event.get("name")
-
-    def _on_pause(self, event: Event) -> None:
-        self._paused = True
-
-    def _on_resume(self, event: Event) -> None:
-        self._paused = False
-
-    def _on_active_loop(self, event: Event) -> None:
-        name = event.get("name")
-        if name is None:
-            self._loop = None
-        else:
-            self._loop = {
-                "name": name,
-                "is_interrupted": False,
-                "rejected": False,
-                "trigger_message": dict(self._message),
-            }
-
-    def _on_loop_interrupted(self, event: Event) -> None:
-        if self._loop is not None:
-            self._loop = {**self._loop, "is_interrupted": event.get("is_interrupted", False)}
-
-    def _on_form_validation(self, event: Event) -> None:
-        if self._loop is not None:
-            self._loop = {**self._loop, "is_interrupted": not event.get("validate", True)}
-
-    def _on_rejected(self, event: Event) -> None:
-        if self._loop is not None and event.get("name") == self.active_loop_name:
-            self._loop = {**self._loop, "rejected": True}
-
-    def _on_featurization(self, event: Event) -> None:
-        if self.latest_action_name == ACTION_LISTEN:
-            self._use_text = event.get("use_text_for_featurization")
-
-    def _on_entities(self, event: Event) -> None:
-        added = event.get("entities")
-        if self.latest_action_name != ACTION_LISTEN or not isinstance(added, list):
-            return
-        merged = list(self._message["entities"])
-        for entity in added:
-            if entity not in merged:
-                merged.append(entity)
-        self._message = {**self._message, "entities": merged}
-
-    # -- state -------------------------------------------------------------------------
-    @property
-    def slots(self) -> dict[str, Any]:
-        """Current slot values by name (a copy)."""
-        return dict(self._slots)
-
-    def get_slot(self, name: str) -> Any:
-        """The value of one slot, None when it was never set."""
-        return self._slots.get(name)
-
-    @property
-    def latest_message(self) -> dict[str, Any]:
-        """The last applied user message's parse data, entities merged (a copy)."""
-        return _copy.deepcopy(dict(self._message))
-
-    @property
-    def use_text_for_featurization(self) -> bool | None:
-        """The latest message's ``user_featurization`` flag (not part of the state JSON)."""
-        return self._use_text
-
-    @property
-    def latest_bot_utterance(self) -> Event | None:
-        """The last applied ``bot`` event, or None."""
-        return self._bot
-
-    @property
-    def latest_event_time(self) -> float | None:
-        """Timestamp of the last event of any type, or None."""
-        return self.events[-1].get("timestamp") if self.events else None
-
-    @property
-    def followup_action(self) -> str | None:
-        """The action to run next, if one is forced (``action_listen`` when fresh)."""
-        return self._followup
-
-    @property
-    def paused(self) -> bool:
-        """Whether the conversation is paused."""
-        return self._paused
-
-    def is_paused(self) -> bool:
-        """Whether the conversation is paused (Rasa's name)."""
-        return self._paused
-
-    @property
-    def latest_input_channel(self) -> str | None:
-        """The input channel of the last ``user`` event among *all* events."""
-        return self._input_channel
-
-    @property
-    def active_loop(self) -> dict[str, Any]:
-        """``{}`` or ``{name, is_interrupted, rejected, trigger_message}`` (a copy)."""
-        return _copy.deepcopy(self._loop) if self._loop is not None else {}
-
-    @property
-    def active_loop_name(self) -> str | None:
-        """The name of the active loop, or None."""
-        if self._loop is None or self._loop["name"] == _SHOULD_NOT_BE_SET:
-            return None
-        name = self._loop["name"]
-        return name if isinstance(name, str) else None
-
-    @property
-    def latest_action(self) -> dict[str, Any]:
-        """``{}``, ``{"action_name": ..}`` or ``{"action_text": ..}``."""
-        return dict(self._latest_action)
-
-    @property
-    def latest_action_name(self) -> str | None:
-        """The latest action's name, or its text for an end-to-end action, or None."""
-        action = self._latest_action
-        return action.get("action_name") or action.get("action_text")
-
-    def applied_events(self) -> list[Event]:
-        """The events that make the current state: without what rewind/undo reverted,
-        before the last restart/session start, or between two runs of a loop."""
-        return list(self._applied_list())
-
-    def events_after_latest_restart(self) -> list[Event]:
-        """The events strictly after the last ``restart`` (all events if there is none)."""
-        return self.events[self._after_restart :]
-
-    def current_state(
-        self, include_events: str | EventVerbosity = EventVerbosity.AFTER_RESTART
-    ) -> dict[str, Any]:
-        """The tracker JSON of Rasa's HTTP API, with the keys in Rasa's order.
-
-        ``include_events`` is an ``EventVerbosity`` or its name in any case; events are the
-        stored dicts themselves (treat them as read-only), ``None`` for ``NONE``.
-        """
-        verbosity = EventVerbosity.parse(include_events)
-        events: list[Event] | None
-        if verbosity is EventVerbosity.ALL:
-            events = list(self.events)
-        elif verbosity is EventVerbosity.AFTER_RESTART:
-            events = self.events_after_latest_restart()
-        elif verbosity is EventVerbosity.APPLIED:
-            events = self.applied_events()
-        else:
-            events = None
-        return {
-            "sender_id": self.sender_id,
-            "slots": _copy.deepcopy(self._slots),
-            "latest_message": self.latest_message,
-            "latest_event_time": self.latest_event_time,
-            "followup_action": self._followup,
-            "paused": self._paused,
-            "events": events,
-            "latest_input_channel": self._input_channel,
-            "active_loop": self.active_loop,
-            "latest_action": self.latest_action,
-            "latest_action_name": self.latest_action_name,
-        }
-
-    def as_dict(
-        self, include_events: str | EventVerbosity = EventVerbosity.AFTER_RESTART
-    ) -> dict[str, Any]:
-        """Alias of ``current_state``."""
-        return self.current_state(include_events)
+        if self._stack is not None:
+            self._stack = []
 
     # -- sessions ----------------------------------------------------------------------
     def has_session_started(self) -> bool:
@@ -541,7 +417,7 @@ class Tracker:
         before ``now``. False when sessions are disabled (minutes <= 0) or nobody spoke."""
         if expiration_minutes <= 0:
             return False
-        for event in reversed(self._applied_list()):
+        for event in self._reversed(self._applied_ranges()):
             if event.get("event") == "user":
                 now = time.time() if now is None else now
                 return (now - _timestamp(event)) / 60.0 > expiration_minutes
@@ -552,7 +428,7 @@ class Tracker:
     ) -> bool:
         """Whether a bot should start a session before handling the next message:
         no applied events (fresh, or after a restart), or the session expired."""
-        return not self._applied_list() or self.session_expired(now, expiration_minutes)
+        return not self._applied_ranges() or self.session_expired(now, expiration_minutes)
 
     def start_session(
         self,
@@ -560,7 +436,7 @@ class Tracker:
         metadata: Mapping[str, Any] | None = None,
         carry_over_slots: bool = True,
         timestamp: float | None = None,
-    ) -> list[Event]:
+    ) -> list[EventDict]:
         """Add the session-start events (see ``session_start_events``) and return them."""
         events = session_start_events(
             self, metadata=metadata, carry_over_slots=carry_over_slots, timestamp=timestamp
@@ -569,129 +445,12 @@ class Tracker:
         return events
 
     def __len__(self) -> int:
-        return len(self.events)
+        return self._count
 
     def __repr__(self) -> str:
         return (
-            f"Tracker(sender_id={self.sender_id!r}, events={len(self.events)}, "
-            f"version={self.version})"
+            f"Tracker(sender_id={self.sender_id!r}, events={self._count}, version={self.version})"
         )
-
-
-Tracker._STATE_HANDLERS = {
-    "user": Tracker._on_user,
-    "bot": Tracker._on_bot,
-    "action": Tracker._on_action,
-    "slot": Tracker._on_slot,
-    "restart": Tracker._on_restart,
-    "session_started": Tracker._on_session_started,
-    "reset_slots": Tracker._on_reset_slots,
-    "followup": Tracker._on_followup,
-    "pause": Tracker._on_pause,
-    "resume": Tracker._on_resume,
-    "active_loop": Tracker._on_active_loop,
-    "form": Tracker._on_active_loop,
-    "loop_interrupted": Tracker._on_loop_interrupted,
-    "form_validation": Tracker._on_form_validation,
-    "action_execution_rejected": Tracker._on_rejected,
-    "user_featurization": Tracker._on_featurization,
-    "entities": Tracker._on_entities,
-}
-
-
-# -- applied-events helpers (rasa-compat.md §2, §8) ----------------------------------
-def _pop_through(applied: list[Event], kind: str) -> None:
-    """Drop events from the end up to and including the last one of type ``kind``."""
-    while applied:
-        if applied.pop().get("event") == kind:
-            return
-
-
-def _first_run_or_unhappy_path(loop: str, applied: list[Event]) -> bool:
-    """Whether a run of ``loop`` must be kept: no earlier run of it since a deactivation,
-    or the loop was rejected / another action answered the user since (unhappy path)."""
-    next_action: Any = None
-    for event in reversed(applied):
-        kind = event.get("event")
-        if kind in _LOOP_EVENTS and event.get("name") is None:
-            return True
-        if kind == "action_execution_rejected" and event.get("name") == loop:
-            return True
-        if kind == "user" and next_action is not None and next_action != loop:
-            return True
-        if kind == "action":
-            name = event.get("name")
-            if name == loop:
-                return False
-            next_action = name
-    return True
-
-
-def _prune_since_last_run(loop: str, applied: list[Event]) -> None:
-    """Drop the user/action/featurization events since the previous run of ``loop``."""
-    index = len(applied) - 1
-    while index >= 0:
-        event = applied[index]
-        kind = event.get("event")
-        if kind == "action" and event.get("name") == loop:
-            return
-        if kind in _PRUNED_BY_LOOP:
-            del applied[index]
-        index -= 1
-
-
-# -- sessions ------------------------------------------------------------------------
-def _action_event(name: str, stamp: float, confidence: float | None) -> Event:
-    """An ``action`` event as Rasa logs it for a session start (no policy)."""
-    return {
-        "event": "action",
-        "timestamp": stamp,
-        "name": name,
-        "policy": None,
-        "confidence": confidence,
-        "action_text": None,
-        "hide_rule_turn": False,
-    }
-
-
-def _slot_event(name: Any, value: Any, stamp: float, metadata: Any = None) -> Event:
-    """A ``slot`` event; ``metadata`` is written only when there is some, as Rasa does."""
-    event: Event = {"event": "slot", "timestamp": stamp, "name": name, "value": value}
-    if metadata:
-        event["metadata"] = metadata
-    return event
-
-
-def session_start_events(
-    tracker: Tracker | None = None,
-    *,
-    metadata: Mapping[str, Any] | None = None,
-    carry_over_slots: bool = True,
-    timestamp: float | None = None,
-) -> list[Event]:
-    """The events Rasa logs to start a session (rasa-compat.md §2 "Sessions").
-
-    ``slot session_started_metadata`` (only with ``metadata``), ``action
-    action_session_start``, ``session_started``, a copy of every applied ``slot`` event of
-    ``tracker`` (with ``carry_over_slots``; the metadata slot included, as in Rasa), then
-    ``action action_listen``. All carry ``timestamp`` (default: now).
-    """
-    stamp = time.time() if timestamp is None else timestamp
-    if not math.isfinite(stamp):
-        raise EventValidationError("timestamp must be finite", field="timestamp")
-    head: list[Event] = []
-    if metadata:
-        head.append(_slot_event(SESSION_START_METADATA_SLOT, _copy.deepcopy(dict(metadata)), stamp))
-    head.append(_action_event(ACTION_SESSION_START, stamp, 1.0))
-    carried: list[Event] = []
-    if carry_over_slots:
-        before = tracker.applied_events() if tracker is not None else []
-        for event in [*before, *head]:
-            if event.get("event") == "slot":
-                value, meta = _copy.deepcopy((event.get("value"), event.get("metadata")))
-                carried.append(_slot_event(event.get("name"), value, stamp, meta))
-    started: Event = {"event": "session_started", "timestamp": stamp}
-    return [*head, started, *carried, _action_event(ACTION_LISTEN, stamp, None)]
 
 
 __all__ = [

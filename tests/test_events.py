@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from eventstore.errors import EventValidationError
-from eventstore.events import EVENT_TYPES, validate_event, validate_events
+from eventstore.events import EVENT_TYPES, PRO_EVENT_TYPES, validate_event, validate_events
 
 RASA_EXAMPLES = [
     '{"event":"user","timestamp":1700000001.5,"text":"hi there","parse_data":{"intent":'
@@ -52,7 +52,7 @@ ONE_OF_EACH: list[dict[str, Any]] = [
 
 
 def test_every_type_is_covered_here() -> None:
-    assert {e["event"] for e in ONE_OF_EACH} == EVENT_TYPES
+    assert {e["event"] for e in ONE_OF_EACH} | PRO_EVENT_TYPES == EVENT_TYPES
 
 
 @pytest.mark.parametrize("text", RASA_EXAMPLES)
@@ -115,10 +115,10 @@ def test_bad_fields_are_named(event: dict[str, Any], field: str, message: str) -
 
 
 def test_non_json_values_are_refused() -> None:
-    with pytest.raises(EventValidationError, match="not valid JSON"):
+    with pytest.raises(EventValidationError, match="JSON cannot hold it"):
         validate_event({"event": "slot", "name": "s", "value": object()})
-    with pytest.raises(EventValidationError, match="not valid JSON"):
-        validate_event({"event": "slot", "name": "s", "value": float("inf")})
+    with pytest.raises(EventValidationError, match=r"field 'value\.a': the number inf"):
+        validate_event({"event": "slot", "name": "s", "value": {"a": float("inf")}})
 
 
 def test_deeply_nested_json_is_refused_cleanly() -> None:
@@ -163,3 +163,33 @@ def test_size_is_counted_in_utf8_bytes() -> None:
     validate_event({"event": "bot", "text": text}, max_bytes=300)
     with pytest.raises(EventValidationError, match="bytes of JSON"):
         validate_event({"event": "bot", "text": text}, max_bytes=200)
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "what"),
+    [
+        ({"event": "slot", "name": "a", "value": {1: "a"}}, "value", "a key 1 of type int"),
+        ({"event": "slot", "name": "a", "value": (1, 2)}, "value", "a value of type tuple"),
+        ({"event": "slot", "name": "a", "value": [1, {2, 3}]}, "value.1", "of type set"),
+        ({"event": "bot", "text": "x", "data": {"b": b"raw"}}, "data.b", "of type bytes"),
+        (
+            {"event": "user", "text": "x", "parse_data": {"entities": [{"value": object()}]}},
+            "parse_data.entities.0.value",
+            "a value of type object",
+        ),
+        ({"event": "bot", "text": "x", ("k",): 1}, "(event)", "a key ('k',) of type tuple"),
+    ],
+)
+def test_values_json_would_change_are_refused_naming_the_field(
+    event: dict[Any, Any], field: str, what: str
+) -> None:
+    """Stored events read back exactly as given, or are refused: never silently converted."""
+    from eventstore import create_tracker_store
+
+    with pytest.raises(EventValidationError) as err:
+        validate_event(event)
+    assert err.value.field == field and what in str(err.value)
+    with create_tracker_store(None) as store:
+        with pytest.raises(EventValidationError, match="JSON cannot hold it"):
+            store.append("sender", [{"event": "pause"}, event])
+        assert store.version("sender") == 0

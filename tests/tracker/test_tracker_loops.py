@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from eventstore.tracker import Tracker
-from tests.test_tracker import action, ev, user
+from tests.tracker.test_tracker import action, ev, user
 
 
 def applied(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import pytest
 
 from eventstore.errors import EventValidationError
 from eventstore.tracker import Tracker, session_start_events
-from tests.test_tracker import action, bot, ev, slot, user
+from tests.tracker.test_tracker import action, bot, ev, slot, user
 
 T = 1_700_000_000.0
 MINUTE = 60.0
