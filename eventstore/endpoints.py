@@ -1,4 +1,6 @@
-"""Read endpoints.yml: ``tracker_store:`` and ``event_broker:`` sections, ``${VAR}`` expanded.
+"""Read endpoints.yml: ``tracker_store:``, ``event_broker:``, ``privacy:`` and ``retention:``.
+
+``${VAR}`` is expanded in every section.
 
 As in Rasa, only unquoted scalars are expanded (``"${VAR}"`` stays literal), and an unset
 variable is an error naming it. Expanded values are strings; the backend's pydantic config
@@ -7,6 +9,8 @@ casts them (so ``port: ${PORT}`` works).
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -16,6 +20,26 @@ from typing import Any
 import yaml
 
 from eventstore.errors import ConfigError
+from eventstore.secrets import Section, masked
+
+#: The sections eventstore reads.
+SECTIONS = ("tracker_store", "event_broker", "privacy", "retention")
+#: Top-level keys that are settings rather than sections.
+SETTINGS = ("domain",)
+#: Sections of Rasa's (and Rasa Pro's) endpoints.yml, accepted and left to Rasa, so one
+#: file serves both. Any other top-level key is a typo and refused.
+RASA_SECTIONS = frozenset(
+    {
+        "action_endpoint",
+        "models",
+        "nlg",
+        "nlu",
+        "lock_store",
+        "vector_store",
+        "model_groups",
+        "contextual_response_rephraser",
+    }
+)
 
 _ENV_PATTERN = re.compile(r"\$\{([^}^{]+)\}")
 _HAS_ENV = re.compile(r".*\$\{[^}^{]+\}.*")  # resolvers match from the start of the scalar
@@ -43,11 +67,41 @@ _EnvLoader.add_constructor("!env_var", _expand)
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The sections of endpoints.yml that eventstore uses (None when a section is absent)."""
+    """The sections of endpoints.yml that eventstore uses (None when a section is absent).
+
+    Sections are dicts whose repr masks secrets, and so is the repr of this object.
+    """
 
     tracker_store: dict[str, Any] | None = None
     event_broker: dict[str, Any] | None = None
     path: str | None = None
+    privacy: dict[str, Any] | None = None
+    retention: dict[str, Any] | None = None
+    #: ``domain:``: a Rasa domain file or directory (relative to the endpoints file's folder).
+    domain: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoints(tracker_store={masked(self.tracker_store)!r}, "
+            f"event_broker={masked(self.event_broker)!r}, path={self.path!r}, "
+            f"privacy={masked(self.privacy)!r}, retention={masked(self.retention)!r}, "
+            f"domain={self.domain!r})"
+        )
+
+    __str__ = __repr__
+
+    def store_section(self, command: str) -> dict[str, Any]:
+        """The ``tracker_store`` section, or a ``ConfigError``: ``command`` needs a store.
+
+        A file without one never means the in-memory store silently; that takes
+        ``tracker_store: {type: in_memory}``.
+        """
+        if self.tracker_store is None:
+            raise ConfigError(
+                f"{self.path or 'endpoints.yml'} has no tracker_store section; {command} "
+                "needs one (write 'tracker_store: {type: in_memory}' for the in-memory store)"
+            )
+        return self.tracker_store
 
 
 def parse_endpoints(text: str, source: str = "endpoints.yml") -> Endpoints:
@@ -60,13 +114,36 @@ def parse_endpoints(text: str, source: str = "endpoints.yml") -> Endpoints:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping of sections, got {type(data).__name__}")
-    sections = {}
-    for key in ("tracker_store", "event_broker"):
+    known = sorted(set(SECTIONS) | set(SETTINGS) | RASA_SECTIONS)
+    for key in data:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            tip = f"did you mean '{hint[0]}'?" if hint else f"known: {', '.join(known)}"
+            raise ConfigError(f"{source}: unknown section {str(key)!r}; {tip}")
+    sections: dict[str, Section | None] = {}
+    for key in SECTIONS:
         section = data.get(key)
         if section is not None and not isinstance(section, dict):
             raise ConfigError(f"{source}: section '{key}' must be a mapping")
-        sections[key] = section
-    return Endpoints(sections["tracker_store"], sections["event_broker"], source)
+        sections[key] = _secret_safe(section) if section is not None else None
+    domain = data.get("domain")
+    if domain is not None and (not isinstance(domain, str) or not domain.strip()):
+        raise ConfigError(
+            f"{source}: 'domain' must be the path of a Rasa domain file, got {domain!r}"
+        )
+    return Endpoints(
+        sections["tracker_store"],
+        sections["event_broker"],
+        source,
+        privacy=sections["privacy"],
+        retention=sections["retention"],
+        domain=domain,
+    )
+
+
+def _secret_safe(section: dict[str, Any]) -> Section:
+    """``section`` (and the mappings in it) as ``Section``: their reprs mask secrets."""
+    return Section({k: _secret_safe(v) if isinstance(v, dict) else v for k, v in section.items()})
 
 
 def load_endpoints(path: str | os.PathLike[str]) -> Endpoints:
@@ -76,4 +153,8 @@ def load_endpoints(path: str | os.PathLike[str]) -> Endpoints:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read endpoints file {str(file)!r}: {exc.strerror}") from None
-    return parse_endpoints(text, str(file))
+    endpoints = parse_endpoints(text, str(file))
+    if endpoints.domain is not None:  # relative to the endpoints file, not the cwd
+        domain = str(file.parent / Path(endpoints.domain).expanduser())
+        endpoints = dataclasses.replace(endpoints, domain=domain)
+    return endpoints

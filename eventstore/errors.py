@@ -8,14 +8,23 @@
     ├── SchemaError                  the SQL schema is missing or behind head
     ├── ConcurrencyError             the log moved past `expected_version`
     ├── EventValidationError         an event (or sender id) is malformed; nothing stored
-    └── BrokerError                  publishing to the event broker failed
-        └── BrokerUnavailable        the broker cannot be reached
+    ├── DecryptionError              a stored event does not decrypt with the configured keys
+    ├── NoPositionsError             a feed/subscription on a store without global positions
+    ├── CheckpointConflictError      another process moved a checkpoint this one writes
+    ├── BrokerError                  publishing to the event broker failed
+    │   ├── BrokerUnavailable        the broker cannot be reached
+    │   ├── BrokerAuthenticationError  it refused the credentials (never retried)
+    │   ├── PublishError             a batch failed part-way (``confirmed`` were accepted)
+    │   └── TombstoneError           conversations deleted, their tombstones not confirmed
+    └── ExportFailed                 ``export`` stopped; ``resume`` says where to go on
 
 Every driver exception is translated into one of these, ``raise ... from exc``, in one
 place per backend, so callers never need to import a driver to handle errors.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class EventStoreError(Exception):
@@ -84,6 +93,26 @@ class EventValidationError(EventStoreError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class DecryptionError(EventStoreError):
+    """A stored event is encrypted with a key that is not configured, or does not open."""
+
+
+class NoPositionsError(EventStoreError):
+    """The store keeps no global positions, so it cannot feed ordered, resumable consumers."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(
+            f"{store} has no global positions: it cannot feed a resumable consumer (no "
+            "subscriptions, no 'after' position); use a store with positions (SQL, Redis, "
+            "MongoDB, in-memory) or 'eventstore export' for a one-off copy"
+        )
+
+
+class CheckpointConflictError(EventStoreError):
+    """Another process moved the checkpoint this one commits with its work (two consumers)."""
+
+
 class BrokerError(EventStoreError):
     """Publishing to the event broker failed."""
 
@@ -92,15 +121,65 @@ class BrokerUnavailable(BrokerError):
     """The event broker could not be reached."""
 
 
+class BrokerAuthenticationError(BrokerError):
+    """The event broker refused the credentials: retrying cannot help, so nobody does."""
+
+
+class TombstoneError(BrokerError):
+    """Conversations were deleted but the broker did not confirm their tombstones.
+
+    ``erased`` lists their ids; forgetting them again publishes the tombstones again.
+    """
+
+    def __init__(self, message: str, erased: list[str]) -> None:
+        self.erased = erased
+        super().__init__(message)
+
+
+class PublishError(BrokerError):
+    """``publish_many`` failed part-way: the first ``confirmed`` messages were accepted.
+
+    The outbox relay acknowledges exactly those and publishes the rest again, so a failure
+    in the middle of a batch republishes as little as possible.
+    """
+
+    def __init__(self, message: str, confirmed: int = 0) -> None:
+        self.confirmed = confirmed
+        super().__init__(message)
+
+
+class ExportFailed(EventStoreError):
+    """The export stopped part-way; ``resume`` is where a new run continues (None: the start).
+
+    ``resume`` is an ``eventstore.export.ResumePoint``, ``summary`` an ``ExportSummary``.
+    """
+
+    def __init__(self, cause: BaseException, resume: Any, summary: Any) -> None:
+        self.cause = cause
+        self.resume = resume
+        self.summary = summary
+        if isinstance(cause, KeyboardInterrupt):
+            super().__init__(f"export interrupted after {summary.events} events")
+        else:
+            super().__init__(f"export failed after {summary.events} events: {cause}")
+
+
 __all__ = [
     "BackendUnavailable",
+    "BrokerAuthenticationError",
     "BrokerError",
     "BrokerUnavailable",
+    "CheckpointConflictError",
     "ConcurrencyError",
     "ConfigError",
+    "DecryptionError",
     "EventStoreError",
     "EventValidationError",
+    "ExportFailed",
     "MissingDependencyError",
+    "NoPositionsError",
+    "PublishError",
     "SchemaError",
+    "TombstoneError",
     "UnknownBackendError",
 ]

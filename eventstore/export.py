@@ -12,20 +12,18 @@ Conversations are exported in sorted id order, so a failed run can be resumed ex
 from __future__ import annotations
 
 import heapq
-import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eventstore.errors import BrokerError, ConfigError, EventStoreError
-from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
+from eventstore.errors import BrokerError, ConfigError, EventStoreError, ExportFailed
+from eventstore.stores.base import EventQuery, EventSource, StoredEvent
 
 if TYPE_CHECKING:
     from brokers.base import EventBroker
 
-logger = logging.getLogger(__name__)
 
 #: Conversation ids held in memory at once while listing ``keys()`` in sorted order.
 ID_BATCH = 10_000
@@ -52,16 +50,6 @@ class ExportSummary:
     last_confirmed: ResumePoint | None = None
 
 
-class ExportFailed(EventStoreError):
-    """The export stopped part-way; ``resume`` is where a new run continues (None: the start)."""
-
-    def __init__(self, cause: BaseException, resume: ResumePoint | None, summary: ExportSummary):
-        self.cause = cause
-        self.resume = resume
-        self.summary = summary
-        super().__init__(f"export failed after {summary.events} events: {cause}")
-
-
 def check_time_range(minimum: float | None, maximum: float | None) -> None:
     """Refuse a non-finite bound or a maximum below the minimum (as ``rasa export`` does)."""
     for name, value in (("minimum", minimum), ("maximum", maximum)):
@@ -75,7 +63,7 @@ def check_time_range(minimum: float | None, maximum: float | None) -> None:
 
 
 def sorted_keys(
-    store: TrackerStore, start: str | None = None, batch: int = ID_BATCH, inclusive: bool = False
+    store: EventSource, start: str | None = None, batch: int = ID_BATCH, inclusive: bool = False
 ) -> Iterator[str]:
     """Every conversation id of ``store`` after ``start`` (or from it, if ``inclusive``), sorted.
 
@@ -101,14 +89,14 @@ def sorted_keys(
         first = False
 
 
-def count_keys(store: TrackerStore, start: str | None = None) -> int:
+def count_keys(store: EventSource, start: str | None = None) -> int:
     """How many ids ``sorted_keys(store, start, inclusive=True)`` gives; one pass, no list."""
     keys = store.keys()
     return sum(1 for k in keys if start is None or k >= start)
 
 
 def select_conversations(
-    store: TrackerStore,
+    store: EventSource,
     requested: Iterable[str] | None,
     resume: ResumePoint | None = None,
     batch: int = ID_BATCH,
@@ -124,7 +112,7 @@ def select_conversations(
         wanted = sorted({r for r in requested if r})
         if not wanted:
             raise ConfigError("--conversation-ids names no conversation")
-        present = [sid for sid in wanted if store.exists(sid)]
+        present = [sid for sid in wanted if store.version(sid) > 0]
         found = set(present)
         missing = [sid for sid in wanted if sid not in found]
         if not present:
@@ -141,7 +129,7 @@ def select_conversations(
 
 
 def conversation_events(
-    store: TrackerStore,
+    store: EventSource,
     sender_id: str,
     minimum: float | None,
     maximum: float | None,
@@ -168,7 +156,7 @@ def export_message(event: StoredEvent, offset_seconds: float = 0) -> dict[str, A
 
 
 def export_events(
-    store: TrackerStore,
+    store: EventSource,
     broker: EventBroker,
     *,
     minimum_timestamp: float | None = None,
@@ -197,9 +185,7 @@ def export_events(
     started = time.perf_counter()
     summary = ExportSummary(last_confirmed=resume)
     ids, total, missing = select_conversations(store, conversation_ids, resume, id_batch)
-    summary.missing_ids = missing
-    for sid in missing:
-        logger.warning("conversation %r is not in the tracker store; skipped", sid)
+    summary.missing_ids = missing  # the caller reports them (once)
     if on_start is not None:
         on_start(total)
 
@@ -234,7 +220,7 @@ def export_events(
             if on_conversation is not None:
                 on_conversation(sid, count)
         flush()
-    except (BrokerError, EventStoreError, OSError) as exc:
+    except (BrokerError, EventStoreError, OSError, KeyboardInterrupt) as exc:
         summary.seconds = time.perf_counter() - started
         raise ExportFailed(exc, summary.last_confirmed, summary) from exc
     summary.seconds = time.perf_counter() - started

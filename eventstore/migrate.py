@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +23,7 @@ from typing import Any, Literal
 
 from eventstore.errors import BackendUnavailable, ConcurrencyError, EventStoreError
 from eventstore.export import ID_BATCH, select_conversations
-from eventstore.stores.base import TrackerStore
-
-logger = logging.getLogger(__name__)
+from eventstore.stores.base import EventSource, TrackerStore
 
 #: Events per append when copying a long conversation (each append is atomic and checked).
 APPEND_CHUNK = 1_000
@@ -114,7 +112,7 @@ class MigrationReport:
 
 
 def copy_conversation(
-    source: TrackerStore, target: TrackerStore, sender_id: str, chunk: int = APPEND_CHUNK
+    source: EventSource, target: TrackerStore, sender_id: str, chunk: int = APPEND_CHUNK
 ) -> ConversationResult:
     """Bring the target's copy of one conversation up to the source's (see module doc)."""
     source_version = source.version(sender_id)
@@ -154,7 +152,7 @@ def copy_conversation(
 
 
 def verify_conversation(
-    source: TrackerStore, target: TrackerStore, sender_id: str
+    source: EventSource, target: TrackerStore, sender_id: str
 ) -> Mismatch | None:
     """Compare event count and checksum of one conversation in both stores."""
     src = source.read(sender_id)
@@ -166,7 +164,7 @@ def verify_conversation(
 
 
 def migrate(
-    source: TrackerStore,
+    source: EventSource,
     target: TrackerStore,
     *,
     conversation_ids: Sequence[str] | None = None,
@@ -175,6 +173,7 @@ def migrate(
     id_batch: int = ID_BATCH,
     on_start: Callable[[int], None] | None = None,
     on_conversation: Callable[[ConversationResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MigrationReport:
     """Copy every conversation (or ``conversation_ids``) from ``source`` to ``target``.
 
@@ -187,12 +186,12 @@ def migrate(
     ids, total, missing = select_conversations(
         source, conversation_ids, None, id_batch, "the source store"
     )
-    report.missing_ids = missing
-    for sid in missing:
-        logger.warning("conversation %r is not in the source store; skipped", sid)
+    report.missing_ids = missing  # the caller reports them (once)
     if on_start is not None:
         on_start(total)
     for sid in ids:
+        if should_stop is not None and should_stop():
+            break
         try:
             result = copy_conversation(source, target, sid, chunk)
         except BackendUnavailable:
@@ -209,3 +208,77 @@ def migrate(
             on_conversation(result)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _merge(previous: ConversationResult | None, result: ConversationResult) -> ConversationResult:
+    """One conversation's outcome over several passes of ``migrate_follow``."""
+    if previous is None:
+        return result
+    copied = previous.copied + result.copied
+    if result.outcome in ("conflict", "failed") or previous.outcome in ("copied", "completed"):
+        outcome = result.outcome if result.outcome in ("conflict", "failed") else previous.outcome
+        return ConversationResult(result.sender_id, outcome, copied, result.detail)
+    return ConversationResult(
+        result.sender_id, "completed" if result.copied else result.outcome, copied, result.detail
+    )
+
+
+def migrate_follow(
+    source: EventSource,
+    target: TrackerStore,
+    stop: threading.Event,
+    *,
+    interval: float = 1.0,
+    conversation_ids: Sequence[str] | None = None,
+    verify: bool = False,
+    chunk: int = APPEND_CHUNK,
+    on_start: Callable[[int], None] | None = None,
+    on_conversation: Callable[[ConversationResult], None] | None = None,
+) -> MigrationReport:
+    """``migrate``, then pass after pass copying what the source appended, until ``stop``.
+
+    For a cut-over without a write freeze: Rasa keeps appending to its blobs while the
+    copy runs. Each pass appends only each conversation's new events (checked against
+    what the target holds, as ``migrate`` does). Once ``stop`` is set, the pass under way
+    ends and one last full pass copies everything written before it; the report covers
+    every pass (a conversation counts once; ``verify`` runs after the last pass).
+    """
+    started = time.perf_counter()
+    results: dict[str, ConversationResult] = {}
+    missing: list[str] = []
+
+    def collect(result: ConversationResult) -> None:
+        results[result.sender_id] = _merge(results.get(result.sender_id), result)
+        if on_conversation is not None:
+            on_conversation(result)
+
+    first, last = True, False
+    while True:
+        refresh = getattr(source, "refresh", None)
+        if refresh is not None:  # readers of Rasa's blobs keep the last one read
+            refresh()
+        report = migrate(
+            source,
+            target,
+            conversation_ids=conversation_ids,
+            chunk=chunk,
+            on_start=on_start if first else None,
+            on_conversation=collect,
+            should_stop=None if last else stop.is_set,
+        )
+        if first:
+            missing, first = report.missing_ids, False
+        if last:
+            break
+        if stop.is_set() or stop.wait(interval):
+            last = True
+    total = MigrationReport(missing_ids=missing)
+    for sid in sorted(results):
+        total.add(results[sid])
+        if verify and results[sid].outcome != "failed":
+            total.verified += 1
+            mismatch = verify_conversation(source, target, sid)
+            if mismatch is not None:
+                total.mismatches.append(mismatch)
+    total.seconds = time.perf_counter() - started
+    return total

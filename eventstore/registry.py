@@ -3,6 +3,11 @@
 A ``type:`` is looked up case-insensitively here; a dotted path (``pkg.module.Class``)
 loads a custom class. An unknown name is an error with a did-you-mean hint, never a silent
 fallback to another backend.
+
+Each name table sits beside what it names: the stores' in ``eventstore.stores`` (the SQL
+dialects' in ``stores/sql/dialects.py``, the Rasa-layout readers' in
+``stores/rasa_layout.py``), the brokers' in ``brokers``. The store tables are re-exported
+here for the callers that look them up.
 """
 
 from __future__ import annotations
@@ -12,31 +17,9 @@ import importlib
 from typing import Any
 
 from eventstore.errors import UnknownBackendError
-
-TRACKER_STORES: dict[str, str] = {
-    "in_memory": "eventstore.stores.memory:InMemoryTrackerStore",
-    "sql": "eventstore.stores.sql:SQLTrackerStore",
-    "redis": "eventstore.stores.redis:RedisTrackerStore",
-    "mongod": "eventstore.stores.mongo:MongoTrackerStore",
-    "dynamo": "eventstore.stores.dynamo:DynamoTrackerStore",
-}
-STORE_ALIASES: dict[str, str] = {
-    "memory": "in_memory",
-    "inmemory": "in_memory",
-    "in-memory": "in_memory",
-    "mongo": "mongod",
-    "mongodb": "mongod",
-    "dynamodb": "dynamo",
-    "postgresql": "sql",
-}
-
-EVENT_BROKERS: dict[str, str] = {
-    "pika": "brokers.rabbitmq:PikaEventBroker",
-    "kafka": "brokers.kafka:KafkaEventBroker",
-    "sql": "brokers.sql:SQLEventBroker",
-    "file": "brokers.file:FileEventBroker",
-}
-BROKER_ALIASES: dict[str, str] = {"rabbitmq": "pika", "rabbit": "pika", "amqp": "pika"}
+from eventstore.stores import STORE_ALIASES, STORE_NAMES, TRACKER_STORES
+from eventstore.stores.rasa_layout import RASA_READERS
+from eventstore.stores.sql.dialects import SQL_DIALECT_TYPES
 
 
 def resolve(kind: str, type_name: str, table: dict[str, str], aliases: dict[str, str]) -> Any:
@@ -72,3 +55,14 @@ def import_object(path: str, kind: str = "backend") -> Any:
         raise UnknownBackendError(
             f"{kind}: module {module_name!r} has no attribute {attr!r}"
         ) from None
+
+
+__all__ = [
+    "RASA_READERS",
+    "SQL_DIALECT_TYPES",
+    "STORE_ALIASES",
+    "STORE_NAMES",
+    "TRACKER_STORES",
+    "import_object",
+    "resolve",
+]

@@ -82,9 +82,9 @@ def test_unknown_key_is_refused_with_did_you_mean() -> None:
 
 def test_custom_store_by_dotted_path_receives_its_keys() -> None:
     store = create_tracker_store(
-        {"type": "tests.custom_store.ListTrackerStore", "url": "mem://x", "label": "a"}
+        {"type": "tests.stores.custom_store.ListTrackerStore", "url": "mem://x", "label": "a"}
     )
-    from tests.custom_store import ListTrackerStore
+    from tests.stores.custom_store import ListTrackerStore
 
     assert isinstance(store, ListTrackerStore)
     assert store.url == "mem://x" and store.label == "a"
@@ -95,9 +95,9 @@ def test_bad_dotted_paths_are_errors() -> None:
     with pytest.raises(UnknownBackendError, match="cannot import module"):
         create_tracker_store({"type": "no_such_pkg.module.Store"})
     with pytest.raises(UnknownBackendError, match="has no attribute"):
-        create_tracker_store({"type": "tests.custom_store.Missing"})
+        create_tracker_store({"type": "tests.stores.custom_store.Missing"})
     with pytest.raises(ConfigError, match="not a TrackerStore subclass"):
-        create_tracker_store({"type": "tests.custom_store.NotAStore"})
+        create_tracker_store({"type": "tests.stores.custom_store.NotAStore"})
 
 
 def test_legacy_store_type_key_wins() -> None:
@@ -114,3 +114,14 @@ def test_tracker_cache_size_is_a_setting_of_every_store(size: int) -> None:
     assert (store._trackers.get("u1") is not None) == (size > 0)
     with pytest.raises(ConfigError, match="tracker_cache_size"):
         create_tracker_store({"type": "in_memory", "tracker_cache_size": -1})
+
+
+def test_a_store_built_directly_honours_tracker_cache_size(redis_url: str) -> None:
+    """Not only ``from_config``: the constructor applies the setting too (every backend)."""
+    from eventstore.stores.redis.store import RedisConfig, RedisTrackerStore
+
+    store = RedisTrackerStore(RedisConfig(url=redis_url, tracker_cache_size=0))
+    try:
+        assert store._trackers.size == 0
+    finally:
+        store.close()

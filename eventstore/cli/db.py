@@ -16,12 +16,12 @@ from eventstore.cli.app import app
 from eventstore.config import parse_config
 from eventstore.endpoints import load_endpoints
 from eventstore.errors import ConfigError
-from eventstore.registry import STORE_ALIASES, TRACKER_STORES, resolve
+from eventstore.factory import store_class
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from eventstore.stores.sql_engine import SQLDatabase
+    from eventstore.stores.sql.engine import SQLDatabase
 
 db_app = typer.Typer(
     name="db",
@@ -36,22 +36,21 @@ URL_HELP = "database URL (instead of --endpoints), e.g. postgresql://user@host/d
 
 def open_database(endpoints: str | None, url: str | None) -> SQLDatabase:
     """The ``SQLDatabase`` named by ``--url`` or by the endpoints file's tracker_store."""
-    from eventstore.stores.sql import SQLTrackerStore
-    from eventstore.stores.sql_engine import SQLDatabase
-    from eventstore.stores.sql_url import SQLConfig
+    from eventstore.stores.sql.engine import SQLDatabase
+    from eventstore.stores.sql.store import SQLTrackerStore
+    from eventstore.stores.sql.url import SQLConfig
 
     if url is not None:
         return SQLDatabase(SQLConfig(url=url))
     path = endpoints or "endpoints.yml"
-    section = dict(load_endpoints(path).tracker_store or {})
-    type_name = section.pop("store_type", None) or section.pop("type", None) or "in_memory"
-    section.pop("type", None)
-    cls = resolve("tracker_store", type_name, TRACKER_STORES, STORE_ALIASES)
-    if not (isinstance(cls, type) and issubclass(cls, SQLTrackerStore)):
+    section = load_endpoints(path).store_section("eventstore db")
+    cls, settings = store_class(section)
+    if not issubclass(cls, SQLTrackerStore):
+        type_name = section.get("store_type") or section.get("type") or "in_memory"
         raise ConfigError(
             f"{path}: the db commands need a tracker_store of type sql, not {type_name!r}"
         )
-    return SQLDatabase(parse_config(SQLConfig, section, "tracker_store"))
+    return SQLDatabase(parse_config(SQLConfig, settings, "tracker_store"))
 
 
 def _run(
@@ -72,7 +71,7 @@ def upgrade_command(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Upgrade the schema (an empty database is created; a Rasa one is adopted in place)."""
-    from eventstore.stores import sql_migrate
+    from eventstore.stores.sql import migrate as sql_migrate
 
     _run(endpoints, url, "upgrading", lambda engine: sql_migrate.upgrade(engine, revision))
 
@@ -84,7 +83,7 @@ def downgrade_command(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Downgrade the schema to REVISION (0001 is Rasa's own layout)."""
-    from eventstore.stores import sql_migrate
+    from eventstore.stores.sql import migrate as sql_migrate
 
     _run(endpoints, url, "downgrading", lambda engine: sql_migrate.downgrade(engine, revision))
 
@@ -95,7 +94,7 @@ def current_command(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """Show the revision the database is at."""
-    from eventstore.stores import sql_migrate
+    from eventstore.stores.sql import migrate as sql_migrate
 
     _run(endpoints, url, "reading the revision", sql_migrate.current)
 
@@ -106,7 +105,7 @@ def history_command(
     url: str | None = typer.Option(None, "--url", help=URL_HELP),
 ) -> None:
     """List the revisions shipped with this version, newest first (marking the current one)."""
-    from eventstore.stores import sql_migrate
+    from eventstore.stores.sql import migrate as sql_migrate
 
     if endpoints is None and url is None:
         typer.echo(sql_migrate.history())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ import typer
 
 from eventstore.cli.app import app
 from eventstore.errors import ConfigError
+from eventstore.times import parse_time
 
 
 def parse_float(text: str | None, option: str) -> float | None:
@@ -41,6 +43,11 @@ def parse_int(text: str | None, option: str) -> int | None:
         raise ConfigError(f"{option} must be an integer, got {text!r}") from None
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 conversation``, ``2 conversations``, ``0 events`` (``plural`` when not noun+s)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def parse_ids(text: str | None) -> list[str] | None:
     """A comma-separated id list (None when the option was not given)."""
     if text is None:
@@ -51,10 +58,30 @@ def parse_ids(text: str | None) -> list[str] | None:
     return ids
 
 
+#: Seconds between plain progress lines when stderr is not a terminal (cron, CI, a pipe).
+PLAIN_PROGRESS_SECONDS = 10.0
+
+
 class ConversationProgress:
-    """A rich progress bar over conversations, on stderr; counts events beside it."""
+    """Progress over conversations on stderr, counting events beside them.
+
+    A rich bar on a terminal; elsewhere (cron, CI, a pipe) a plain line every
+    ``PLAIN_PROGRESS_SECONDS`` and one at the end, since a bar would show nothing there.
+    """
 
     def __init__(self, description: str) -> None:
+        self.description = description
+        self.events = 0
+        self.done = 0
+        self.total: int | None = None
+        self._shown = False
+        self._plain = not sys.stderr.isatty()
+        self._last_line = 0.0
+        self._started = 0.0
+        self._reported = -1
+        self._progress: Any = None
+        if self._plain:
+            return
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -65,8 +92,6 @@ class ConversationProgress:
             TimeRemainingColumn,
         )
 
-        self.events = 0
-        self._shown = False
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -80,22 +105,45 @@ class ConversationProgress:
         self._task = self._progress.add_task(description, total=None, events=0, start=False)
 
     def start(self, total: int) -> None:
-        """Show the bar, once the work is known to be valid (errors stay one line)."""
+        """Show the progress, once the work is known to be valid (errors stay one line)."""
+        self.total = total
+        self._shown = True
+        self._started = self._last_line = time.monotonic()
+        if self._progress is None:
+            self._line()
+            return
         self._progress.update(self._task, total=total)
         self._progress.start_task(self._task)
         self._progress.start()
-        self._shown = True
 
     def advance(self, sender_id: str, events: int) -> None:
         self.events += events
-        self._progress.update(self._task, advance=1, events=self.events)
+        self.done += 1
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, events=self.events)
+        elif time.monotonic() - self._last_line >= PLAIN_PROGRESS_SECONDS:
+            self._line()
+
+    def _line(self) -> None:
+        self._last_line = now = time.monotonic()
+        self._reported = self.done
+        print(
+            f"{self.description}: {self.done}/{self.total} conversations, "
+            f"{count(self.events, 'event')}, {now - self._started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __enter__(self) -> ConversationProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._shown:
+        if not self._shown:
+            return
+        if self._progress is not None:
             self._progress.stop()
+        elif self._reported != self.done:  # the last state, unless just printed
+            self._line()
 
 
 @contextmanager
@@ -117,10 +165,14 @@ def resume_command(options: list[str], sender_id: str | None, seq: int) -> str:
 def export_command(
     endpoints: str = typer.Option("endpoints.yml", "--endpoints", help="endpoints.yml to use."),
     minimum_timestamp: str | None = typer.Option(
-        None, "--minimum-timestamp", help="Only events with timestamp >= this (epoch seconds)."
+        None,
+        "--minimum-timestamp",
+        help="Only events with timestamp >= this (epoch seconds or ISO 8601).",
     ),
     maximum_timestamp: str | None = typer.Option(
-        None, "--maximum-timestamp", help="Only events with timestamp < this (epoch seconds)."
+        None,
+        "--maximum-timestamp",
+        help="Only events with timestamp < this (epoch seconds or ISO 8601).",
     ),
     conversation_ids: str | None = typer.Option(
         None, "--conversation-ids", help="Comma-separated conversation ids (default: all)."
@@ -138,13 +190,12 @@ def export_command(
     ),
 ) -> None:
     """Publish the stored events to the event broker, one conversation at a time."""
-    from brokers import create_broker
     from eventstore.endpoints import load_endpoints
     from eventstore.export import ExportFailed, ResumePoint, check_time_range, export_events
-    from eventstore.legacy import open_store
+    from eventstore.factory import open_store
 
-    minimum = parse_float(minimum_timestamp, "--minimum-timestamp")
-    maximum = parse_float(maximum_timestamp, "--maximum-timestamp")
+    minimum = parse_time(minimum_timestamp, "--minimum-timestamp")
+    maximum = parse_time(maximum_timestamp, "--maximum-timestamp")
     offset = parse_float(offset_timestamps_by_seconds, "--offset-timestamps-by-seconds") or 0
     check_time_range(minimum, maximum)
     seq = parse_int(resume_after_seq, "--resume-after-seq") or 0
@@ -156,11 +207,12 @@ def export_command(
     ids = parse_ids(conversation_ids)
 
     config = load_endpoints(endpoints)
-    if config.tracker_store is None:
-        raise ConfigError(f"{endpoints} has no tracker_store section; export needs one")
+    store_section = config.store_section("export")
     if config.event_broker is None:
         raise ConfigError(f"{endpoints} has no event_broker section; export needs one")
-    broker = create_broker(config.event_broker)
+    from eventstore.factory import create_broker_from_endpoints
+
+    broker = create_broker_from_endpoints(config)  # publish-only redaction applies here too
     assert broker is not None
     options: list[str] = ["--endpoints", endpoints]
     for flag, value in (
@@ -172,7 +224,7 @@ def export_command(
         if value is not None:
             options += [flag, value]
     try:
-        store = open_store(config.tracker_store, f"{endpoints}: tracker_store")
+        store = open_store(store_section, f"{endpoints}: tracker_store")
         try:
             with conversation_progress("exporting") as progress:
                 summary = export_events(
@@ -188,7 +240,7 @@ def export_command(
                 )
         except ExportFailed as failed:
             _report_failure(failed, options)
-            raise typer.Exit(1) from None
+            raise typer.Exit(130 if isinstance(failed.cause, KeyboardInterrupt) else 1) from None
         finally:
             store.close()
     finally:
@@ -197,7 +249,8 @@ def export_command(
         print(f"warning: conversation {sid!r} is not in the tracker store", file=sys.stderr)
     rate = summary.events / summary.seconds if summary.seconds > 0 else 0.0
     typer.echo(
-        f"exported {summary.events} events of {summary.conversations} conversations "
+        f"exported {count(summary.events, 'event')} of "
+        f"{count(summary.conversations, 'conversation')} "
         f"in {summary.seconds:.2f} s ({rate:.0f} events/s)"
     )
 

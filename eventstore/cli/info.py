@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from eventstore.cli.app import app
-from eventstore.registry import BROKER_ALIASES, EVENT_BROKERS, STORE_ALIASES, TRACKER_STORES
+from eventstore.stores import STORE_ALIASES, TRACKER_STORES
 
 
 @app.command()
@@ -19,6 +19,8 @@ def version() -> None:
 @app.command()
 def backends() -> None:
     """List the tracker store and event broker types endpoints.yml accepts."""
+    from brokers import BROKER_ALIASES, EVENT_BROKERS
+
     for title, table, aliases in (
         ("tracker_store types", TRACKER_STORES, STORE_ALIASES),
         ("event_broker types", EVENT_BROKERS, BROKER_ALIASES),

@@ -18,6 +18,13 @@ def run(
         Path | None,
         typer.Option(help="endpoints.yml with tracker_store/event_broker (default: in-memory)."),
     ] = None,
+    domain: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rasa domain.yml (or a directory): trackers carry its slots (overrides "
+            "endpoints.yml's domain:)."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 5005,
     auth_token: Annotated[
@@ -48,6 +55,13 @@ def run(
     graceful_timeout: Annotated[
         int, typer.Option(help="Seconds to let in-flight requests finish on shutdown.")
     ] = 30,
+    wait_for_store: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to keep trying an unreachable tracker store before giving up "
+            "(default: exit at once with one line, whatever the backend)."
+        ),
+    ] = 0.0,
     access_log: Annotated[bool, typer.Option(help="Log every request (tokens masked).")] = True,
     cors: Annotated[
         list[str] | None,
@@ -64,6 +78,7 @@ def run(
         ServerSettings,
         {
             "endpoints": str(endpoints) if endpoints is not None else None,
+            "domain": str(domain) if domain is not None else None,
             "host": host,
             "port": port,
             "auth_token": auth_token,
@@ -73,6 +88,7 @@ def run(
             "max_body_bytes": max_body_bytes,
             "graceful_timeout": graceful_timeout,
             "access_log": access_log,
+            "wait_for_store": wait_for_store,
             "cors_origins": tuple(cors or ()),
         },
         "run",
