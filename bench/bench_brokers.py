@@ -31,6 +31,7 @@ from bench.common import best_rates, fresh_postgres, unique
 from brokers import create_broker
 from brokers.base import EventBroker, encode_message
 from brokers.testing import stored_events
+from eventstore.relay import relay_of, with_broker
 from eventstore.stores.memory import InMemoryTrackerStore
 
 BATCH = 500
@@ -93,16 +94,16 @@ def via_store(section: dict[str, Any], count: int) -> Callable[[], int]:
 
     def run() -> int:
         broker = make_broker(section)
-        store = InMemoryTrackerStore(event_broker=broker)
-        store.start_relay(poll_interval=0.05)
+        store = with_broker(InMemoryTrackerStore(), broker)
+        relay_of(store).configure(poll_interval=0.05)
         senders = [unique("bench-") for _ in range(20)]
         for i in range(count // 4):
             store.append(senders[i % len(senders)], turn)
-        relay = store.relay
+        relay = relay_of(store)
         assert relay is not None
         while relay.published < count // 4 * 4:
             time.sleep(0.001)
-        store.stop_relay(10)
+        relay_of(store).stop(10)
         broker.close()
         return count // 4 * 4
 

@@ -28,9 +28,9 @@ from bench.common import (
     unique,
 )
 from eventstore.factory import create_tracker_store
-from eventstore.stores import dynamo_items as layout
 from eventstore.stores.base import StoredEvent, TrackerStore
-from eventstore.stores.dynamo import DynamoTrackerStore
+from eventstore.stores.dynamo import items as layout
+from eventstore.stores.dynamo.store import DynamoTrackerStore
 
 REPEATS = 10
 

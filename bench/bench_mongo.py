@@ -30,7 +30,7 @@ from bench.common import (
     unique,
 )
 from eventstore.factory import create_tracker_store
-from eventstore.stores.mongo import MongoTrackerStore
+from eventstore.stores.mongo.store import MongoTrackerStore
 
 REPEATS = 20
 _RAW_POSITIONS = itertools.count(1)  # unique across calls: the raw collection's index is unique

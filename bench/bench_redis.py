@@ -27,7 +27,7 @@ from bench.common import (
     unique,
 )
 from eventstore.factory import create_tracker_store
-from eventstore.stores.redis import RedisTrackerStore
+from eventstore.stores.redis.store import RedisTrackerStore
 
 REPEATS = 30
 

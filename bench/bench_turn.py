@@ -38,8 +38,8 @@ from bench.common import (
 )
 from eventstore.events import action_name, intent_name
 from eventstore.factory import create_tracker_store
-from eventstore.stores.sql import SQLTrackerStore
-from eventstore.stores.sql_schema import events as events_table
+from eventstore.stores.sql.schema import events as events_table
+from eventstore.stores.sql.store import SQLTrackerStore
 
 REPEATS = 30
 COLUMNS = ("sender_id", "seq", "type_name", "timestamp", "intent_name", "action_name", "data")
@@ -112,11 +112,24 @@ def dbapi_insert(name: str, url: str) -> Iterator[Insert]:
         conn.close()
 
 
+class FourStatementStore(SQLTrackerStore):
+    """The append before it was folded (lock, max(seq), insert, ids): the previous code."""
+
+    @staticmethod
+    def _folds(conn: Any, rows: list[dict[str, Any]], replace: bool) -> bool:
+        return False
+
+
 def throughput(label: str, url: str, driver: str) -> None:
-    """events/s of ``store.append`` and Core beside the raw driver (the baseline)."""
+    """events/s of ``store.append`` and Core beside the raw driver (the baseline).
+
+    On PostgreSQL ``append`` reads the version inside its INSERT; ``unfolded`` is the
+    previous four-statement append, run in the same process for the before/after ratio.
+    """
     store = create_tracker_store({"type": "sql", "url": url})
     assert isinstance(store, SQLTrackerStore)
     store.version("warm-up")  # creates the tables
+    unfolded = FourStatementStore.from_url(url)
 
     def core(rows: list[dict[str, Any]]) -> None:
         with store.engine.begin() as conn:
@@ -131,14 +144,18 @@ def throughput(label: str, url: str, driver: str) -> None:
                     store.append(sid, batch)
                     return len(batch)
 
-                rates = best_rates(
-                    {driver: appender(size, raw), "core": appender(size, core), "append": append},
-                    rounds=3,
-                    min_seconds=0.3,
-                )
+                def append_unfolded(batch: list[dict[str, Any]] = batch, sid: str = sid) -> int:
+                    unfolded.append(sid + "-unfolded", batch)
+                    return len(batch)
+
+                plan = {driver: appender(size, raw), "core": appender(size, core), "append": append}
+                if store.engine.dialect.name == "postgresql":
+                    plan["unfolded"] = append_unfolded
+                rates = best_rates(plan, rounds=3, min_seconds=0.3)
                 print_rates(f"{label:<10} batch {size:>4}", rates, driver)
     finally:
         store.close()
+        unfolded.close()
 
 
 def main(backends: list[str]) -> None:

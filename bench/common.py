@@ -181,16 +181,21 @@ def cache_on_off(
     repeats: int,
     lengths: tuple[int, ...] = LENGTHS,
 ) -> dict[str, dict[int, float]]:
-    """The turn on one backend with the tracker cache on (default size) and off.
+    """The turn on one backend with the tracker cache on, off, and off without snapshots.
 
-    ``section`` is the store's endpoints.yml section; the two stores are created from it
-    with ``tracker_cache_size`` 1000 and 0 and measured round-robin. Prints both tables
-    and the ratio of each length's cost with the cache to the cost without it (the
-    baseline: what a turn costs when this process has not seen the conversation).
+    ``section`` is the store's endpoints.yml section; three stores are created from it and
+    measured round-robin: ``tracker_cache_size`` 1000 (the default), 0 (a process that has
+    not seen the conversation: it reads the stored snapshot plus the log's tail), and 0
+    with ``snapshot_every: 0`` (the baseline, what such a process did before snapshots:
+    read and replay the whole session). Prints the tables, the ratio of each length's
+    cost with the cache to the cost without it, and of snapshots to the full replay.
     """
     stores = {
         name: create_tracker_store({**section, "tracker_cache_size": 1000}),
         f"{name}/nocache": create_tracker_store({**section, "tracker_cache_size": 0}),
+        f"{name}/replay": create_tracker_store(
+            {**section, "tracker_cache_size": 0, "snapshot_every": 0}
+        ),
     }
     try:
         costs = round_robin(stores, repeats, lengths)
@@ -199,9 +204,11 @@ def cache_on_off(
             store.close()
     for label, by_length in costs.items():
         print_turn_table(label, by_length)
-    on, off = costs[name], costs[f"{name}/nocache"]
+    on, off, replay = costs[name], costs[f"{name}/nocache"], costs[f"{name}/replay"]
     ratios = "  ".join(f"{n} turns x{on[n] / off[n]:4.2f}" for n in lengths)
     print(f"{name:<18} cache on / off:  {ratios}")
+    ratios = "  ".join(f"{n} turns x{off[n] / replay[n]:4.2f}" for n in lengths)
+    print(f"{name:<18} snapshot / replay:  {ratios}")
     return costs
 
 
