@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import (
     BigInteger,
     Select,
-    String,
     delete,
     func,
     insert,
@@ -42,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from eventstore.config import StrictConfig
 from eventstore.errors import (
@@ -55,8 +54,10 @@ from eventstore.events import MAX_EVENT_BYTES, action_name, intent_name
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 from eventstore.stores.common import backoff
 from eventstore.stores.sql import feed as sql_feed
+from eventstore.stores.sql import locks
 from eventstore.stores.sql.analytics_schema import delete_analytics
 from eventstore.stores.sql.engine import WRITE_OPTION, SQLDatabase
+from eventstore.stores.sql.errors import is_transient, is_unique_violation
 from eventstore.stores.sql.migrate import ensure_schema
 from eventstore.stores.sql.schema import event_outbox, events, tracker_snapshots
 from eventstore.stores.sql.statements import (
@@ -65,7 +66,7 @@ from eventstore.stores.sql.statements import (
     query_statement,
     session_statement,
 )
-from eventstore.stores.sql.triggers import LOCK_TABLE, PG_LOCK_CLASS
+from eventstore.stores.sql.triggers import PG_LOCK_CLASS
 from eventstore.stores.sql.url import SQLConfig, shown_url
 from eventstore.tracker import Tracker
 
@@ -74,18 +75,6 @@ if TYPE_CHECKING:
 
 #: Rows fetched per round trip when streaming ``query`` and ``keys`` results.
 STREAM_BATCH = 500
-# Driver error codes: unique violation, and transient conflicts worth retrying.
-_PG_UNIQUE = "23505"
-_PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
-_MYSQL_UNIQUE = 1062
-_MYSQL_RETRY = {1213, 1205}  # deadlock, lock wait timeout
-_ORA_UNIQUE = "ORA-00001"
-#: MySQL/MariaDB: lock the conversation's row (created on first use) until commit.
-_MYSQL_LOCK = text(
-    f"INSERT INTO {LOCK_TABLE} (sender_id) VALUES (:sender_id) "
-    "ON DUPLICATE KEY UPDATE sender_id = sender_id"
-)
-_MYSQL_UNLOCK = text(f"DELETE FROM {LOCK_TABLE} WHERE sender_id = :sender_id")
 _MAX_INT64 = 2**63 - 1
 
 
@@ -256,11 +245,11 @@ class SQLTrackerStore(TrackerStore):
                         ],
                     )
         except DBAPIError as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 if expected_version is not None:
                     raise ConcurrencyError(sender_id, expected_version, None) from exc
                 raise _Retry from exc
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise _Retry from exc
             raise
         return [
@@ -289,7 +278,7 @@ class SQLTrackerStore(TrackerStore):
         ``expected_version`` shows in the returned seqs and raises ``ConcurrencyError``,
         which rolls the insert back.
         """
-        self._lock(conn, sender_id)
+        locks.lock(conn, sender_id)
         stored = sorted(conn.execute(*folded_append_statement(sender_id, rows)).all(), key=_seq)
         current = stored[0].seq - 1
         if expected_version is not None and expected_version != current:
@@ -338,25 +327,8 @@ class SQLTrackerStore(TrackerStore):
         same locks in the database (``sql.triggers``). PostgreSQL and
         MySQL also enter the feed gate here, before any id is taken (``sql.feed``).
         """
-        cls._lock(conn, sender_id)
-        return cls._max_seq(conn, sender_id)
-
-    @staticmethod
-    def _lock(conn: Connection, sender_id: str) -> None:
-        """Take the conversation's write lock (and the feed gate); see ``_lock_version``."""
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            key = func.hashtext(literal(sender_id, String))
-            lock = func.pg_advisory_xact_lock(PG_LOCK_CLASS, key)
-            conn.execute(select(lock, sql_feed.feed_lock_column()))
-        elif dialect in ("mysql", "mariadb"):
-            sql_feed.enter_feed_gate(conn)  # first: a writer waiting for a row holds no other
-            conn.execute(_MYSQL_LOCK, {"sender_id": sender_id})
-
-    @staticmethod
-    def _max_seq(conn: Connection, sender_id: str) -> int:
-        stmt = select(func.max(events.c.seq)).where(events.c.sender_id == sender_id)
-        return int(conn.execute(stmt).scalar() or 0)
+        locks.lock(conn, sender_id)
+        return locks.max_seq(conn, sender_id)
 
     # -- reads ---------------------------------------------------------------------------
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
@@ -371,7 +343,7 @@ class SQLTrackerStore(TrackerStore):
 
     def version(self, sender_id: str) -> int:
         with self.db.translate(f"reading the version of {sender_id!r}"), self._connect() as conn:
-            return self._max_seq(conn, sender_id)
+            return locks.max_seq(conn, sender_id)
 
     def _session_start(self, sender_id: str) -> int:
         stmt = select(func.max(events.c.seq)).where(
@@ -498,10 +470,10 @@ class SQLTrackerStore(TrackerStore):
                                 raise ConcurrencyError(sender_id, expected, current)
                             deleted = self._delete_rows(conn, sender_id)
                             if conn.dialect.name in ("mysql", "mariadb"):  # keep no trace
-                                conn.execute(_MYSQL_UNLOCK, {"sender_id": sender_id})
+                                conn.execute(locks.MYSQL_UNLOCK, {"sender_id": sender_id})
                             return deleted
                     except DBAPIError as exc:
-                        if _is_transient(exc):  # a deadlock with a concurrent append
+                        if is_transient(exc):  # a deadlock with a concurrent append
                             raise _Retry from exc
                         raise
             except _Retry:
@@ -606,31 +578,6 @@ class SQLTrackerStore(TrackerStore):
 
 def _seq(row: Any) -> int:
     return int(row.seq)
-
-
-def _is_unique_violation(exc: DBAPIError) -> bool:
-    """Whether the driver error is a duplicate key (the (sender_id, seq) index)."""
-    if not isinstance(exc, IntegrityError):
-        return False
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) == _PG_UNIQUE:
-        return True
-    args = getattr(orig, "args", ())
-    if args and args[0] == _MYSQL_UNIQUE:
-        return True
-    message = str(orig)
-    return "UNIQUE constraint failed" in message or _ORA_UNIQUE in message
-
-
-def _is_transient(exc: DBAPIError) -> bool:
-    """Deadlocks, serialization failures and a busy SQLite: the transaction may run again."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in _PG_RETRY:
-        return True
-    args = getattr(orig, "args", ())
-    if args and args[0] in _MYSQL_RETRY:
-        return True
-    return "database is locked" in str(orig)
 
 
 __all__ = ["SQLConfig", "SQLTrackerStore", "query_statement", "session_statement"]

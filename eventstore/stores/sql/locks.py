@@ -1,0 +1,41 @@
+"""Per-conversation write locks: every writer of one conversation waits for the previous.
+
+PostgreSQL takes a transaction advisory lock on the sender id; MySQL/MariaDB lock the
+conversation's row in ``event_locks`` (created on first use); SQLite's transaction already
+holds the database's write lock (``BEGIN IMMEDIATE``). Rows Rasa's own SQLTrackerStore
+inserts take the same locks in the database (``sql.triggers``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import String, func, literal, select, text
+from sqlalchemy.engine import Connection
+
+from eventstore.stores.sql import feed as sql_feed
+from eventstore.stores.sql.schema import events
+from eventstore.stores.sql.triggers import LOCK_TABLE, PG_LOCK_CLASS
+
+_MYSQL_LOCK = text(
+    f"INSERT INTO {LOCK_TABLE} (sender_id) VALUES (:sender_id) "
+    "ON DUPLICATE KEY UPDATE sender_id = sender_id"
+)
+#: MySQL/MariaDB: drop a deleted conversation's lock row.
+MYSQL_UNLOCK = text(f"DELETE FROM {LOCK_TABLE} WHERE sender_id = :sender_id")
+
+
+def lock(conn: Connection, sender_id: str) -> None:
+    """Take the conversation's write lock (and, on PostgreSQL and MySQL, the feed gate)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        key = func.hashtext(literal(sender_id, String))
+        advisory = func.pg_advisory_xact_lock(PG_LOCK_CLASS, key)
+        conn.execute(select(advisory, sql_feed.feed_lock_column()))
+    elif dialect in ("mysql", "mariadb"):
+        sql_feed.enter_feed_gate(conn)  # first: a writer waiting for a row holds no other
+        conn.execute(_MYSQL_LOCK, {"sender_id": sender_id})
+
+
+def max_seq(conn: Connection, sender_id: str) -> int:
+    """The conversation's version: its highest ``seq`` (0 when it has no event)."""
+    stmt = select(func.max(events.c.seq)).where(events.c.sender_id == sender_id)
+    return int(conn.execute(stmt).scalar() or 0)
