@@ -1,4 +1,5 @@
-"""Read endpoints.yml: ``tracker_store:``, ``event_broker:``, ``privacy:`` and ``retention:``.
+"""Read endpoints.yml: ``tracker_store:``, ``event_broker:``, ``privacy:``, ``retention:``
+and ``analytics:``.
 
 ``${VAR}`` is expanded in every section.
 
@@ -23,7 +24,7 @@ from eventstore.errors import ConfigError
 from eventstore.secrets import Section, masked
 
 #: The sections eventstore reads.
-SECTIONS = ("tracker_store", "event_broker", "privacy", "retention")
+SECTIONS = ("tracker_store", "event_broker", "privacy", "retention", "analytics")
 #: Top-level keys that are settings rather than sections.
 SETTINGS = ("domain",)
 #: Sections of Rasa's (and Rasa Pro's) endpoints.yml, accepted and left to Rasa, so one
@@ -77,6 +78,8 @@ class Endpoints:
     path: str | None = None
     privacy: dict[str, Any] | None = None
     retention: dict[str, Any] | None = None
+    #: ``analytics:``: where ``eventstore analytics`` keeps its tables (``url``).
+    analytics: dict[str, Any] | None = None
     #: ``domain:``: a Rasa domain file or directory (relative to the endpoints file's folder).
     domain: str | None = None
 
@@ -85,7 +88,7 @@ class Endpoints:
             f"Endpoints(tracker_store={masked(self.tracker_store)!r}, "
             f"event_broker={masked(self.event_broker)!r}, path={self.path!r}, "
             f"privacy={masked(self.privacy)!r}, retention={masked(self.retention)!r}, "
-            f"domain={self.domain!r})"
+            f"analytics={masked(self.analytics)!r}, domain={self.domain!r})"
         )
 
     __str__ = __repr__
@@ -137,6 +140,7 @@ def parse_endpoints(text: str, source: str = "endpoints.yml") -> Endpoints:
         source,
         privacy=sections["privacy"],
         retention=sections["retention"],
+        analytics=sections["analytics"],
         domain=domain,
     )
 

@@ -87,6 +87,11 @@ def create_from_endpoints(endpoints: Endpoints, command: str = "this command") -
     section = endpoints.store_section(command)
     privacy = parse_privacy(endpoints.privacy)  # every section checked before connecting
     parse_retention(endpoints.retention)
+    analytics = None
+    if endpoints.analytics is not None:  # SQL tables elsewhere: imports SQLAlchemy
+        from eventstore.analytics.erasure import attach_eraser, parse_analytics
+
+        analytics = parse_analytics(endpoints.analytics)
     broker = create_broker_from_endpoints(endpoints)
     where = f"{endpoints.path or 'endpoints.yml'}: tracker_store"
     store = open_store(section, where, broker)
@@ -99,6 +104,12 @@ def create_from_endpoints(endpoints: Endpoints, command: str = "this command") -
     redaction = privacy.redaction if privacy is not None else None
     if redaction is not None and redaction.apply == "store":
         store.redact_before_store = Redactor.from_settings(redaction)
+    if analytics is not None:
+        try:
+            attach_eraser(store, analytics)
+        except BaseException:
+            store.close()
+            raise
     return store
 
 

@@ -32,6 +32,7 @@ from eventstore.stores.sql.url import SQLConfig
 if TYPE_CHECKING:
     from eventstore.feed import Subscription
     from eventstore.stores.base import TrackerStore
+    from eventstore.stores.records import StoredEvent
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,13 @@ def open_target(store: TrackerStore, to: str | None) -> Target:
     except BaseException:
         database.dispose()
         raise
-    same = isinstance(store, SQLTrackerStore) and _same(store.db, database)
+    same = isinstance(store, SQLTrackerStore) and same_database(store.db, database)
     return Target(database.engine, database.where, same, database)
 
 
-def _same(a: SQLDatabase, b: SQLDatabase) -> bool:
+def same_database(a: SQLDatabase, b: SQLDatabase) -> bool:
+    """Whether ``a`` and ``b`` are one database (a SQLite in-memory one never is)."""
+
     def key(db: SQLDatabase) -> str:
         return db.url.set(drivername=db.url.get_backend_name()).render_as_string(False)
 
@@ -154,6 +157,19 @@ class AnalyticsRunner:
         value = conn.execute(stmt.with_for_update()).scalar()
         return None if value is None else int(value)
 
+    def _still_stored(self, events: list[StoredEvent]) -> list[StoredEvent]:
+        """``events`` less those of conversations erased since they were read.
+
+        Called holding the checkpoint row, which an erasure of the tables in another
+        database takes too (``analytics.erasure``): an erasure either finished before
+        this check, or waits for this batch and deletes its rows.
+        """
+        last: dict[str, int] = {}
+        for event in events:
+            last[event.sender_id] = max(last.get(event.sender_id, 0), event.seq)
+        gone = {sid for sid, seq in last.items() if self.store.version(sid) < seq}
+        return [e for e in events if e.sender_id not in gone] if gone else events
+
     def checkpoint(self) -> int:
         """The position the tables hold every event up to (0: none yet)."""
         with self.target.engine.connect() as conn:
@@ -199,7 +215,10 @@ class AnalyticsRunner:
                         f"to {found} under this run: another 'eventstore analytics' (or a "
                         "--rebuild) writes the same tables; run one at a time"
                     )
-                projected = project_batch(conn, batch.events, self.target.same_database)
+                events = batch.events
+                if not self.target.same_database:
+                    events = self._still_stored(events)
+                projected = project_batch(conn, events, self.target.same_database)
                 sql_feed.save_checkpoint(conn, self.name, batch.position)
             expected = batch.position
             report.events += projected

@@ -19,7 +19,10 @@ def analytics_command(
     to: str | None = typer.Option(
         None,
         "--to",
-        help="SQL database URL for the tables (default: the store's own database, SQL only)",
+        help=(
+            "SQL database URL for the tables (default: endpoints.yml's analytics.url, else "
+            "the store's own database, SQL only)"
+        ),
     ),
     follow: bool = typer.Option(
         False, "--follow", "-f", help="after catching up, keep projecting new events"
@@ -38,13 +41,17 @@ def analytics_command(
 
     Each batch's rows commit with the checkpoint; a killed run resumes where it stopped.
     """
+    from eventstore.analytics.erasure import parse_analytics
     from eventstore.analytics.runner import AnalyticsReport, AnalyticsRunner, open_target
     from eventstore.endpoints import load_endpoints
     from eventstore.errors import NoPositionsError
     from eventstore.factory import open_store
     from eventstore.stores.base import TrackerStore
 
-    section = load_endpoints(endpoints).store_section("analytics")
+    config = load_endpoints(endpoints)
+    section = config.store_section("analytics")
+    if to is None and (settings := parse_analytics(config.analytics)) is not None:
+        to = settings.url
     store = open_store(section, f"{endpoints}: tracker_store")
     try:
         if not store.has_positions or not isinstance(store, TrackerStore):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventstore.errors import BrokerError, TombstoneError
+from eventstore.errors import BrokerError, EventStoreError, TombstoneError
 from eventstore.events import validate_sender_id
 from eventstore.relay import BufferOutbox, relay_of
 
@@ -109,11 +109,28 @@ def forget(
     for sender_id in ids:
         removed = store.delete(sender_id)
         _discard_buffered(store, sender_id)
+        erase_copies(store, sender_id)
         erasure = Erasure(sender_id, removed, requested_by, reason, time.time())
         trail.record(erasure)
         done.append(erasure)
     publish_tombstones(store, done, confirm_timeout)
     return done
+
+
+def erase_copies(store: TrackerStore, sender_id: str) -> None:
+    """Run the store's erasure hooks (copies outside the store) for a deleted conversation.
+
+    A hook that fails raises after the events are gone; erasing the same id again
+    finishes the job (every step deletes what is left).
+    """
+    for hook in store.erasure_hooks:
+        try:
+            hook(sender_id)
+        except EventStoreError as exc:
+            raise type(exc)(
+                f"conversation {sender_id!r} is deleted from the store, but a copy outside "
+                f"it is not: {exc}; erase it again to finish"
+            ) from exc
 
 
 def publish_tombstones(store: TrackerStore, erased: list[Erasure], timeout: float) -> None:

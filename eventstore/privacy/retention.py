@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from eventstore.errors import ConcurrencyError, ConfigError
 from eventstore.privacy.config import RetentionSettings
-from eventstore.privacy.erasure import AuditTrail, Erasure, publish_tombstones
+from eventstore.privacy.erasure import AuditTrail, Erasure, erase_copies, publish_tombstones
 
 if TYPE_CHECKING:
     from eventstore.endpoints import Endpoints
@@ -114,6 +114,7 @@ def _batch(
         try:
             if settings.action == "delete":
                 removed = store.delete_at_version(sender_id, version)
+                erase_copies(store, sender_id)
                 report.deleted_events += removed
                 erasure = Erasure(sender_id, removed, "retention", "retention", time.time())
                 (audit if audit is not None else AuditTrail()).record(erasure)
@@ -124,6 +125,7 @@ def _batch(
                 redacted = [redactor.redact(event) for event in events]
                 if redacted != events:
                     store.replace(sender_id, redacted, expected_version=version)
+                    erase_copies(store, sender_id)  # projected again from the new log
         except ConcurrencyError:
             report.skipped += 1  # the conversation came back to life meanwhile
             continue

@@ -113,6 +113,7 @@ class TrackerStore(ABC):
         self.max_event_bytes = max_event_bytes
         self._trackers = TrackerCache(tracker_cache_size)
         self._close_hooks: list[Callable[[], object]] = []
+        self._erasure_hooks: list[Callable[[str], object]] = []
         #: ``refuse`` or ``keep`` event types this version does not know (``StoreSettings``).
         self.unknown_events: UnknownEvents = "refuse"
 
@@ -216,6 +217,18 @@ class TrackerStore(ABC):
         if not hasattr(self, "_close_hooks"):  # a subclass skipped our __init__
             self._close_hooks = []
         self._close_hooks.append(hook)
+
+    def add_erasure_hook(self, hook: Callable[[str], object]) -> None:
+        """Run ``hook(sender_id)`` after ``forget`` or retention deleted a conversation, so
+        copies kept outside the store (analytics tables in another database) go too."""
+        if not hasattr(self, "_erasure_hooks"):  # a subclass skipped our __init__
+            self._erasure_hooks = []
+        self._erasure_hooks.append(hook)
+
+    @property
+    def erasure_hooks(self) -> list[Callable[[str], object]]:
+        """What runs after a conversation is erased (see ``add_erasure_hook``)."""
+        return list(getattr(self, "_erasure_hooks", []))
 
     def close(self) -> None:
         """Release connections; the store is unusable afterwards.
