@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from bench.common import (
     best_rates,
@@ -120,16 +120,31 @@ class FourStatementStore(SQLTrackerStore):
         return False
 
 
+def ping_each_checkout(store: SQLTrackerStore) -> SQLTrackerStore:
+    """``store`` pinging its connection at every checkout: SQLAlchemy's own pre-ping, which
+    the store used before it pinged only connections idle for over a second."""
+    engine = store.engine
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        engine.dialect.do_ping(dbapi_connection)
+
+    return store
+
+
 def throughput(label: str, url: str, driver: str) -> None:
     """events/s of ``store.append`` and Core beside the raw driver (the baseline).
 
-    On PostgreSQL ``append`` reads the version inside its INSERT; ``unfolded`` is the
-    previous four-statement append, run in the same process for the before/after ratio.
+    Two earlier versions run in the same process for before/after ratios: ``ping-each``
+    pings every connection it takes from the pool (the previous pre-ping), ``unfolded``
+    (PostgreSQL) is the four-statement append from before ``append`` read the version
+    inside its INSERT.
     """
     store = create_tracker_store({"type": "sql", "url": url})
     assert isinstance(store, SQLTrackerStore)
     store.version("warm-up")  # creates the tables
     unfolded = FourStatementStore.from_url(url)
+    pinging = ping_each_checkout(SQLTrackerStore.from_url(url, pool_pre_ping=False))
 
     def core(rows: list[dict[str, Any]]) -> None:
         with store.engine.begin() as conn:
@@ -148,7 +163,13 @@ def throughput(label: str, url: str, driver: str) -> None:
                     unfolded.append(sid + "-unfolded", batch)
                     return len(batch)
 
+                def append_pinging(batch: list[dict[str, Any]] = batch, sid: str = sid) -> int:
+                    pinging.append(sid + "-pinging", batch)
+                    return len(batch)
+
                 plan = {driver: appender(size, raw), "core": appender(size, core), "append": append}
+                if store.engine.dialect.name != "sqlite":
+                    plan["ping-each"] = append_pinging
                 if store.engine.dialect.name == "postgresql":
                     plan["unfolded"] = append_unfolded
                 rates = best_rates(plan, rounds=3, min_seconds=0.3)
@@ -156,6 +177,7 @@ def throughput(label: str, url: str, driver: str) -> None:
     finally:
         store.close()
         unfolded.close()
+        pinging.close()
 
 
 def main(backends: list[str]) -> None:

@@ -9,12 +9,13 @@ eventstore error whose text holds no password.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from eventstore.config import secret_value
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "eventstore_write"
+#: ``pool_pre_ping``: a pooled connection idle for longer than this many seconds is tested
+#: before use; one checked in more recently is handed out as it is (no extra round trip).
+PING_AFTER_IDLE = 1.0
 _PG_DUPLICATE_DATABASE = "42P04"
 
 
@@ -62,14 +66,16 @@ class SQLDatabase:
             engine = create_engine(self.url, **options)
             _setup_sqlite(engine, int(self.config.sqlite_busy_timeout * 1000), wal=not self.memory)
             return engine
-        return create_engine(
+        engine = create_engine(
             self.url,
             pool_size=self.config.pool_size,
             max_overflow=self.config.max_overflow,
             pool_timeout=self.config.pool_timeout,
             pool_recycle=self.config.pool_recycle,
-            pool_pre_ping=self.config.pool_pre_ping,
         )
+        if self.config.pool_pre_ping:
+            _ping_when_idle(engine, PING_AFTER_IDLE)
+        return engine
 
     def _create_database(self) -> None:
         """PostgreSQL ``login_db``: connect there and create the target database if missing."""
@@ -102,6 +108,30 @@ class SQLDatabase:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _ping_when_idle(engine: Engine, idle: float) -> None:
+    """SQLAlchemy's pre-ping, only for connections idle longer than ``idle`` seconds.
+
+    A connection that fails the ping is replaced by a fresh one (the pool's
+    ``DisconnectionError`` protocol), so a restarted server is reconnected transparently;
+    a busy pool, whose connections come straight back, pays no round trip per checkout.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["eventstore_checkin"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get("eventstore_checkin")
+        if last is not None and time.monotonic() - last < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"pre-ping failed: {exc}") from exc
 
 
 def _setup_sqlite(engine: Engine, busy_ms: int, wal: bool) -> None:

@@ -23,6 +23,7 @@ from eventstore.errors import BackendUnavailable, BrokerUnavailable, EventValida
 from eventstore.events import MAX_EVENT_BYTES
 from eventstore.relay import relay_of, with_broker
 from eventstore.stores.base import EventQuery
+from eventstore.stores.sql.engine import PING_AFTER_IDLE
 from eventstore.stores.sql.schema import event_outbox, events
 from eventstore.stores.sql.store import SQLTrackerStore, query_statement, session_statement
 from eventstore.testing import action, bot, new_id, session_start, user
@@ -202,6 +203,26 @@ def test_an_outage_is_backend_unavailable_and_the_store_recovers(postgres_url: s
                 except BackendUnavailable:
                     if time.monotonic() > deadline:
                         raise
+            assert [e["name"] for e in store.read(sid)] == ["before", "after"]
+        finally:
+            store.close()
+
+
+@pytest.mark.parametrize(("fixture", "port"), [("postgres_url", 5432), ("mysql_url", 3306)])
+def test_connections_lost_while_idle_are_replaced_before_use(
+    fixture: str, port: int, request: pytest.FixtureRequest
+) -> None:
+    """pool_pre_ping: a server restart while the pool is idle costs the next append nothing."""
+    target = str(request.getfixturevalue(fixture)).replace(f"127.0.0.1:{port}", "{}")
+    with TcpProxy("127.0.0.1", port) as proxy:
+        store = SQLTrackerStore.from_url(target.format(proxy.address))
+        try:
+            sid = new_id()
+            store.append(sid, [action("before")])
+            proxy.cut()  # every pooled connection is closed by the "server"
+            proxy.restore()
+            time.sleep(PING_AFTER_IDLE + 0.2)
+            store.append(sid, [action("after")])  # no BackendUnavailable: pinged, replaced
             assert [e["name"] for e in store.read(sid)] == ["before", "after"]
         finally:
             store.close()
