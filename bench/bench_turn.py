@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
 
 from bench.common import (
     best_rates,
@@ -120,6 +120,21 @@ class FourStatementStore(SQLTrackerStore):
         return False
 
 
+class SelectIdsStore(SQLTrackerStore):
+    """Ids read back with a SELECT after the executemany (MariaDB before RETURNING)."""
+
+    def _insert(
+        self, conn: Any, sender_id: str, current: int, params: list[dict[str, Any]]
+    ) -> list[int]:
+        conn.execute(insert(events_table), params)
+        stmt = (
+            select(events_table.c.id)
+            .where(events_table.c.sender_id == sender_id, events_table.c.seq > current)
+            .order_by(events_table.c.seq)
+        )
+        return list(conn.execute(stmt).scalars())
+
+
 def ping_each_checkout(store: SQLTrackerStore) -> SQLTrackerStore:
     """``store`` pinging its connection at every checkout: SQLAlchemy's own pre-ping, which
     the store used before it pinged only connections idle for over a second."""
@@ -135,16 +150,17 @@ def ping_each_checkout(store: SQLTrackerStore) -> SQLTrackerStore:
 def throughput(label: str, url: str, driver: str) -> None:
     """events/s of ``store.append`` and Core beside the raw driver (the baseline).
 
-    Two earlier versions run in the same process for before/after ratios: ``ping-each``
-    pings every connection it takes from the pool (the previous pre-ping), ``unfolded``
+    Earlier versions run in the same process for before/after ratios: ``ping-each`` pings
+    every connection it takes from the pool (the previous pre-ping), ``unfolded``
     (PostgreSQL) is the four-statement append from before ``append`` read the version
-    inside its INSERT.
+    inside its INSERT, ``select-ids`` (MariaDB) reads the ids back after inserting.
     """
     store = create_tracker_store({"type": "sql", "url": url})
     assert isinstance(store, SQLTrackerStore)
     store.version("warm-up")  # creates the tables
     unfolded = FourStatementStore.from_url(url)
     pinging = ping_each_checkout(SQLTrackerStore.from_url(url, pool_pre_ping=False))
+    select_ids = SelectIdsStore.from_url(url)
 
     def core(rows: list[dict[str, Any]]) -> None:
         with store.engine.begin() as conn:
@@ -167,9 +183,15 @@ def throughput(label: str, url: str, driver: str) -> None:
                     pinging.append(sid + "-pinging", batch)
                     return len(batch)
 
+                def append_select_ids(batch: list[dict[str, Any]] = batch, sid: str = sid) -> int:
+                    select_ids.append(sid + "-select-ids", batch)
+                    return len(batch)
+
                 plan = {driver: appender(size, raw), "core": appender(size, core), "append": append}
                 if store.engine.dialect.name != "sqlite":
                     plan["ping-each"] = append_pinging
+                if store.engine.dialect.name == "mysql":
+                    plan["select-ids"] = append_select_ids
                 if store.engine.dialect.name == "postgresql":
                     plan["unfolded"] = append_unfolded
                 rates = best_rates(plan, rounds=3, min_seconds=0.3)
@@ -178,6 +200,7 @@ def throughput(label: str, url: str, driver: str) -> None:
         store.close()
         unfolded.close()
         pinging.close()
+        select_ids.close()
 
 
 def main(backends: list[str]) -> None:

@@ -298,12 +298,18 @@ class SQLTrackerStore(TrackerStore):
     ) -> list[int]:
         """Insert the rows in one executemany and return their ids in seq order.
 
-        The ids of a batch are read back by (sender_id, seq) (the writer holds the
-        conversation): with psycopg that is about twice as fast as an INSERT .. RETURNING
-        batch in "insertmanyvalues" form, and it works on every dialect.
+        MariaDB (10.5+) returns them from the INSERT itself, in the rows' order: one round
+        trip less (1.2x faster 5-event appends, bench/README.md). Elsewhere the ids of a
+        batch are read back by (sender_id, seq) (the writer holds the conversation): with
+        psycopg that is about twice as fast as an INSERT .. RETURNING batch in
+        "insertmanyvalues" form, and it works on every dialect.
         """
-        if len(params) == 1 and conn.dialect.insert_returning:
-            stmt = insert(events).returning(events.c.id)
+        dialect = conn.dialect
+        ordered = (
+            dialect.name == "mysql" and dialect.insert_executemany_returning_sort_by_parameter_order
+        )
+        if (len(params) == 1 and dialect.insert_returning) or ordered:
+            stmt = insert(events).returning(events.c.id, sort_by_parameter_order=ordered)
             return list(conn.execute(stmt, params).scalars())
         conn.execute(insert(events), params)
         return list(
