@@ -66,3 +66,21 @@ def test_shutdown_says_whether_the_broker_got_everything(
         assert said == ["store closed; unpublished events stay in the outbox"]
     else:
         assert said == ["store closed; every stored event published to the event broker"]
+
+
+@pytest.mark.parametrize("backend", ["memory"])
+def test_the_root_leads_a_browser_to_the_ui_and_tells_others_where_things_are(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 303 and page.headers["location"] == "/ui/"
+    assert client.get(page.headers["location"], headers={"Accept": "text/html"}).status_code == 200
+    plain = client.get("/")
+    assert plain.status_code == 200
+    assert plain.json() == {
+        "service": "eventstore",
+        "ui": "/ui/",
+        "docs": "/docs",
+        "health": "/health",
+    }
+    assert client.get(plain.json()["health"]).status_code == 200

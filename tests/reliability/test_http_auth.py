@@ -192,7 +192,9 @@ def client(auth_server: LiveServer) -> Iterator[httpx.Client]:
 
 #: Routes anyone may call: the health check, and the UI's sign-in form and sign-out
 #: (which only set or clear the browser's cookie; docs/ui.md).
-PUBLIC = frozenset({"GET /health", "GET /ui/login", "POST /ui/login", "POST /ui/logout"})
+PUBLIC = frozenset(
+    {"GET /", "GET /health", "GET /ui/login", "POST /ui/login", "POST /ui/logout"}
+)  # "/" only says where the pages, docs and health check are
 
 
 def protected(routes: list[Route]) -> list[Route]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +42,17 @@ def mount_ui(app: FastAPI) -> None:
     """Add the pages, their static files, their error pages and their headers to ``app``."""
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+
+    @app.get("/", include_in_schema=False)
+    async def landing(request: Request) -> Response:
+        """``/``: a browser lands on the conversation browser; other clients (probes,
+        curl) get a 200 saying where the pages, the API docs and the health check are.
+        Public, like ``/health``: it names no conversation and no version."""
+        base = str(request.scope.get("root_path", "")).rstrip("/")
+        if wants_html(request):
+            return RedirectResponse(f"{base}/ui/", status_code=303)
+        links = {"ui": f"{base}/ui/", "docs": f"{base}/docs", "health": f"{base}/health"}
+        return JSONResponse({"service": "eventstore", **links})
 
     api_handler = app.exception_handlers[ApiError]
 
