@@ -78,7 +78,9 @@ def startup_lines(settings: ServerSettings, store: Any, port: int) -> list[str]:
     from eventstore import __version__
 
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    lines = [f"eventstore {__version__} listening on http://{host}:{port} (docs: /docs)"]
+    lines = [
+        f"eventstore {__version__} listening on http://{host}:{port} (UI: /ui/, API docs: /docs)"
+    ]
     endpoints = None
     if settings.endpoints is not None:
         from eventstore.endpoints import load_endpoints
