@@ -20,12 +20,14 @@ from eventstore.cli import main
 from eventstore.endpoints import load_endpoints
 from eventstore.errors import ConfigError
 from eventstore.factory import create_from_endpoints
-from eventstore.privacy.config import RetentionSettings
+from eventstore.privacy.config import RedactionRule, RedactionSettings, RetentionSettings
 from eventstore.privacy.erasure import forget
+from eventstore.privacy.redaction import Redactor
 from eventstore.privacy.retention import apply_retention
 from eventstore.stores.sql.store import SQLTrackerStore
 from tests.analytics.dataset import conversations
 from tests.analytics.tables import dump, engine_of, project, projector
+from tests.privacy.conversation import holds_secret, personal_events
 from tests.servers.sql_fresh import FreshDatabase
 from tests.ui.dataset import BASE, DAY
 
@@ -191,3 +193,32 @@ def test_an_unknown_analytics_key_is_refused_naming_it(tmp_path: Path) -> None:
     path.write_text("tracker_store:\n  type: in_memory\nanalytics:\n  url: sqlite://\n  uri: x\n")
     with pytest.raises(ConfigError, match="uri"):
         create_from_endpoints(load_endpoints(path))
+
+
+def test_retention_redact_reaches_analytics_tables_in_another_database(
+    redis_url: str, redis_prefix: str, fresh_database: FreshDatabase, tmp_path: Path
+) -> None:
+    to = fresh_database("postgresql")
+    config = {"type": "redis", "url": redis_url, "key_prefix": redis_prefix}
+    store = create_from_endpoints(load_endpoints(endpoints_with_analytics(tmp_path, config, to)))
+    engine = engine_of(to)
+    rules = RedactionSettings(rules=[RedactionRule(detectors=["email", "phone", "credit_card"])])
+    try:
+        store.append("old", personal_events(BASE - 60 * DAY))
+        store.append("fresh", personal_events(BASE))
+        project(store, to)
+        assert holds_secret(dump(engine))
+
+        settings = RetentionSettings(days=30, action="redact")
+        redactor = Redactor.from_settings(rules)
+        report = apply_retention(store, settings, redactor=redactor, now=BASE + DAY)
+        assert report.expired == ["old"]
+        assert senders_in(dump(engine)) == {"fresh"}  # the old rows went with the old log
+
+        project(store, to)  # the redacted log is projected again
+        tables = dump(engine)
+        assert senders_in(tables) == {"old", "fresh"}
+        assert not holds_secret(without(tables, "fresh"))
+    finally:
+        engine.dispose()
+        store.close()
