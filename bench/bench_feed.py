@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import literal
-
 from bench.common import (
     REDIS_URL,
     drop_redis_prefix,
@@ -34,18 +32,19 @@ from bench.common import (
 from eventstore.factory import create_tracker_store
 from eventstore.stores.base import TrackerStore
 from eventstore.stores.sql import feed as sql_feed
+from eventstore.stores.sql import locks
 
 
 @contextmanager
 def previous_code() -> Iterator[None]:
     """Appends without the feed lock, as before gap-free positions."""
-    column, gate = sql_feed.feed_lock_column, sql_feed.enter_feed_gate
-    sql_feed.feed_lock_column = lambda: literal(0)  # type: ignore[assignment,return-value]
+    statement, gate = locks.PG_LOCK, sql_feed.enter_feed_gate
+    locks.PG_LOCK = locks.pg_lock_statement(feed=False)
     sql_feed.enter_feed_gate = lambda conn: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        sql_feed.feed_lock_column, sql_feed.enter_feed_gate = column, gate
+        locks.PG_LOCK, sql_feed.enter_feed_gate = statement, gate
 
 
 def append_rate(store: TrackerStore, threads: int, seconds: float) -> float:

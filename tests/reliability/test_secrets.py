@@ -17,6 +17,7 @@ import pytest
 from eventstore import EventStoreError, create_tracker_store
 from eventstore.cli import main
 from eventstore.relay import broker_of
+from tests.servers.sql_fresh import FreshDatabase
 
 SECRET = "Pw-XYZZY-s3cr3t@:/%"  # characters that need quoting in a URL
 FORMS = {SECRET, quote(SECRET, safe=""), quote_plus(SECRET), "XYZZY"}
@@ -64,15 +65,16 @@ def pg_section(db_url: str, port: int = 5432) -> str:
 
 def test_every_command_with_a_sql_password(
     tmp_path: Path,
-    postgres_url: str,
+    fresh_database: FreshDatabase,
     captured: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # PostgreSQL here trusts local connections, so any password is accepted
+    # PostgreSQL here trusts local connections, so any password is accepted. A database of
+    # its own: `migrate` copies every conversation, whatever other tests stored.
     log = tmp_path / "events.log"
     endpoints = write(
         tmp_path / "pg.yml",
-        pg_section(postgres_url) + f"event_broker:\n  type: file\n  path: {log}\n",
+        pg_section(fresh_database("postgresql")) + f"event_broker:\n  type: file\n  path: {log}\n",
     )
     target = write(
         tmp_path / "target.yml",

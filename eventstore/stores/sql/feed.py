@@ -5,7 +5,7 @@ a reader could see id 11 before id 10 commits, move past it, and never see 10. S
 position-ordered read stops at the *horizon*, the highest id no transaction in flight can
 still fall below:
 
-- PostgreSQL: appends hold a shared transaction advisory lock (``_FEED_LOCK``) from before
+- PostgreSQL: appends hold a shared transaction advisory lock (``FEED_LOCK``) from before
   they take ids until they commit; the reader takes it exclusively for a moment and reads
   ``max(id)`` while holding it, so every id up to there is committed or rolled back.
 - MySQL/MariaDB: the same with a shared/exclusive row lock on ``event_feed_gate``'s row.
@@ -20,37 +20,31 @@ flight (milliseconds) and makes new ones wait that long too. bench/README.md has
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
 
 from eventstore.stores.sql.schema import event_checkpoints, event_feed_gate, events
 
 #: (class, key) of the PostgreSQL advisory lock appends share and feed readers take alone.
-_FEED_LOCK = (0x66656564, 0)  # "feed"
+FEED_LOCK = (0x66656564, 0)  # "feed"
 _MYSQL = ("mysql", "mariadb")
+#: MySQL/MariaDB: an appender's shared lock on the gate's row (text: no statement built
+#: per append).
+_GATE_SHARED = text(f"SELECT id FROM {event_feed_gate.name} WHERE id = 1 LOCK IN SHARE MODE")
 
 
 def enter_feed_gate(conn: Connection) -> None:
     """An appender's shared hold on the gate, kept until its transaction ends (MySQL).
 
-    PostgreSQL takes its shared advisory lock in ``feed_lock_columns`` instead (no extra
-    round trip); SQLite needs nothing.
+    PostgreSQL takes its shared advisory lock of ``FEED_LOCK`` in the statement that takes
+    the conversation's lock instead (``locks``: no extra round trip); SQLite needs nothing.
     """
     if conn.dialect.name in _MYSQL:
-        conn.execute(
-            select(event_feed_gate.c.id).where(event_feed_gate.c.id == 1).with_for_update(read=True)
-        )
-
-
-def feed_lock_column() -> ColumnElement[Any]:
-    """The shared advisory lock appends take on PostgreSQL, as a column to select."""
-    return func.pg_advisory_xact_lock_shared(*_FEED_LOCK)
+        conn.execute(_GATE_SHARED)
 
 
 def horizon(conn: Connection) -> int | None:
@@ -64,7 +58,7 @@ def horizon(conn: Connection) -> int | None:
         return None
     with conn.begin():
         if dialect == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(*_FEED_LOCK)))
+            conn.execute(select(func.pg_advisory_xact_lock(*FEED_LOCK)))
         else:
             conn.execute(
                 select(event_feed_gate.c.id).where(event_feed_gate.c.id == 1).with_for_update()
