@@ -82,7 +82,7 @@ class SnapshotContract:
             assert tracker is not None
             tracker.update_with_events(_varied_turn(i))
             store.save(tracker)
-        store.flush_snapshots()
+        assert store.flush_snapshots()
         tracker = store.retrieve(sid)
         assert tracker is not None
         assert tracker.current_state("ALL") == _full_replay(store, sid).current_state("ALL")
@@ -124,7 +124,7 @@ class SnapshotContract:
         assert tracker.current_state("ALL") == _full_replay(store, sid).current_state("ALL")
         last = self.snapshot_turns - 1
         assert tracker.get_slot("counter") == last
-        store.flush_snapshots()  # the retrieve queued a fresh snapshot in its place
+        assert store.flush_snapshots()  # the retrieve queued a fresh snapshot in its place
         rebuilt = json.loads(store._read_snapshot(sid) or "{}")
         assert rebuilt.get("format") == state["format"] and rebuilt["slots"]["counter"] == last
 

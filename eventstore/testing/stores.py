@@ -382,8 +382,12 @@ class TrackerStoreContract(ProEventsContract):
         assert [e.position is not None for e in events] == [store.has_positions] * 2
 
     def test_capability_contracts_match_the_flags(self, store: TrackerStore) -> None:
-        """This test class mixes in exactly the contracts the store's flags claim."""
+        """This test class mixes in exactly the contracts the store's flags claim, and the
+        query contract every backend runs."""
         from eventstore.testing import CAPABILITIES
+        from eventstore.testing.query import QueryContract
+
+        assert isinstance(self, QueryContract), "mix QueryContract in: every backend runs it"
 
         claimed = {flag for flag in CAPABILITIES if getattr(type(store), flag)}
         mixed = {flag for flag, contract in CAPABILITIES.items() if isinstance(self, contract)}

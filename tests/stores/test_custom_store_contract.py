@@ -10,13 +10,14 @@ from eventstore import TrackerStore, create_tracker_store
 from eventstore.testing import (
     OutboxContract,
     PositionsContract,
+    QueryContract,
     SnapshotContract,
     TrackerStoreContract,
 )
 
 
 class TestCustomStoreByPath(
-    TrackerStoreContract, PositionsContract, OutboxContract, SnapshotContract
+    TrackerStoreContract, QueryContract, PositionsContract, OutboxContract, SnapshotContract
 ):
     @pytest.fixture
     def store(self) -> Iterator[TrackerStore]:

@@ -31,7 +31,7 @@ class TestRedisStore(
 
 
 class TestRedisStoreWithTTL(
-    TrackerStoreContract, PositionsContract, OutboxContract, SnapshotContract
+    TrackerStoreContract, QueryContract, PositionsContract, OutboxContract, SnapshotContract
 ):
     """The same contract with ``record_exp`` set: the TTL path must not change behaviour."""
 
@@ -46,7 +46,7 @@ class TestRedisStoreWithTTL(
 
 
 class TestRedisStoreWithOutbox(
-    TrackerStoreContract, PositionsContract, OutboxContract, SnapshotContract
+    TrackerStoreContract, QueryContract, PositionsContract, OutboxContract, SnapshotContract
 ):
     """The same contract with a broker attached: every append also fills the outbox."""
 

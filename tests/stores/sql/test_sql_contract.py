@@ -48,7 +48,7 @@ class TestMariaDBStore(
 
 
 class TestSQLiteMemoryStore(
-    TrackerStoreContract, PositionsContract, OutboxContract, SnapshotContract
+    TrackerStoreContract, QueryContract, PositionsContract, OutboxContract, SnapshotContract
 ):
     """``db: ":memory:"``: one private database shared by every thread of the store."""
 
