@@ -83,9 +83,11 @@ def validate_event(
     if type_name is None:
         raise EventValidationError("the 'event' key is missing", index=index, field="event")
     kept = unknown == "keep" and isinstance(type_name, str) and type_name not in EVENT_TYPES
-    if kept and not (0 < len(type_name) <= MAX_NAME_LENGTH and _encodable(type_name)):
+    if kept and not (
+        0 < len(type_name) <= MAX_NAME_LENGTH and "\x00" not in type_name and _encodable(type_name)
+    ):
         raise EventValidationError(
-            f"an event type must be 1 to {MAX_NAME_LENGTH} characters of valid unicode",
+            f"an event type must be 1 to {MAX_NAME_LENGTH} characters of valid unicode without NUL",
             index=index,
             field="event",
         )
@@ -134,8 +136,12 @@ def validate_event(
                 field=field,
             )
     ts = out.get("timestamp")
-    if not ts:
+    if not ts and type(ts) is not bool:
         out["timestamp"] = time.time()
+    elif type(ts) not in (int, float):  # a kept unknown type skipped the model's check
+        raise EventValidationError(
+            f"timestamp must be a number, got {_short(ts)}", index=index, field="timestamp"
+        )
     elif not math.isfinite(ts):
         raise EventValidationError("timestamp must be finite", index=index, field="timestamp")
     try:

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 #: The replay's format: bump it whenever replay or this layout changes; snapshots written
 #: with another value are ignored and rebuilt from the log.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: the dialogue stack (Rasa Pro) is kept
 #: Events a conversation runs past its last snapshot before a new one is written.
 SNAPSHOT_EVERY = 50
 
@@ -73,6 +73,7 @@ def dump(tracker: Tracker) -> str | None:
         "applied_stale": t._applied_stale,
         "loop_names": sorted(t._loop_names),
         "actions_seen": sorted(t._actions_seen),
+        "stack": t._stack,
     }
     try:
         return json.dumps(state, separators=(",", ":"))
@@ -154,6 +155,9 @@ def restore(
     tracker._applied_stale = state["applied_stale"]
     tracker._loop_names = set(state["loop_names"])
     tracker._actions_seen = set(state["actions_seen"])
+    stack = state.get("stack")
+    _check(stack is None or type(stack) is list, "stack is not a list")
+    tracker._stack = stack
     return tracker
 
 

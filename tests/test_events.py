@@ -193,3 +193,23 @@ def test_values_json_would_change_are_refused_naming_the_field(
         with pytest.raises(EventValidationError, match="JSON cannot hold it"):
             store.append("sender", [{"event": "pause"}, event])
         assert store.version("sender") == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"event": "future_type", "timestamp": "yesterday"}, "timestamp"),
+        ({"event": "future_type", "timestamp": True}, "timestamp"),
+        ({"event": "future\x00type"}, "event"),
+    ],
+)
+def test_a_kept_unknown_type_still_gets_the_checks_every_store_relies_on(
+    event: dict[str, Any], field: str
+) -> None:
+    """``unknown_events: keep`` skips the type's model, not the timestamp and name checks
+    (a string timestamp was a TypeError, a NUL reached the SQL type_name column)."""
+    with pytest.raises(EventValidationError) as info:
+        validate_event(event, unknown="keep")
+    assert info.value.field == field
+    kept = validate_event({"event": "future_type", "timestamp": 2.5, "x": 1}, unknown="keep")
+    assert kept == {"event": "future_type", "timestamp": 2.5, "x": 1}

@@ -15,7 +15,9 @@ from eventstore.server.errors import ApiError
 
 #: Accepted on every route: the auth token (``?token=``).
 EVERYWHERE = frozenset({"token"})
-_known: dict[int, frozenset[str]] = {}
+#: Attribute on each route holding its known names (kept on the route: an id()-keyed cache
+#: outlived apps, and a later route could reuse a collected one's id).
+_ATTRIBUTE = "_eventstore_query_names"
 
 
 def _names(dependant: Any) -> set[str]:
@@ -30,10 +32,11 @@ def known_parameters(route: Any) -> frozenset[str] | None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return None
-    key = id(route)
-    if key not in _known:
-        _known[key] = frozenset(_names(dependant)) | EVERYWHERE
-    return _known[key]
+    known: frozenset[str] | None = getattr(route, _ATTRIBUTE, None)
+    if known is None:
+        known = frozenset(_names(dependant)) | EVERYWHERE
+        setattr(route, _ATTRIBUTE, known)
+    return known
 
 
 async def refuse_unknown_parameters(request: Request) -> None:

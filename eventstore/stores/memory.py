@@ -34,6 +34,7 @@ class InMemoryTrackerStore(TrackerStore):
     ) -> None:
         self.settings = settings if settings is not None else InMemoryConfig()
         super().__init__(max_event_bytes, self.settings.tracker_cache_size)
+        self.use_store_settings(self.settings)
         self._logs: dict[str, list[StoredEvent]] = {}
         self._session_starts: dict[str, int] = {}
         self._position = 0

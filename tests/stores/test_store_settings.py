@@ -21,19 +21,19 @@ from eventstore.testing import new_id, turn
 
 
 def built_directly(kind: str, tmp_path: Path, size: int) -> TrackerStore:
-    """A store of ``kind`` built with its constructor (no server is contacted)."""
+    """A store of ``kind`` built with its constructor (no server is contacted), with
+    ``tracker_cache_size=size`` and the other contract settings off their defaults."""
+    common = {"tracker_cache_size": size, "snapshot_every": 7, "unknown_events": "keep"}
     if kind == "memory":
-        return InMemoryTrackerStore(InMemoryConfig(tracker_cache_size=size))
+        return InMemoryTrackerStore(InMemoryConfig(**common))
     if kind == "sql":
-        return SQLTrackerStore(SQLConfig(url=f"sqlite:///{tmp_path}/s.db", tracker_cache_size=size))
+        return SQLTrackerStore(SQLConfig(url=f"sqlite:///{tmp_path}/s.db", **common))
     if kind == "redis":
-        return RedisTrackerStore(RedisConfig(tracker_cache_size=size))
+        return RedisTrackerStore(RedisConfig(**common))
     if kind == "mongo":
-        return MongoTrackerStore(MongoConfig(tracker_cache_size=size))
+        return MongoTrackerStore(MongoConfig(**common))
     return DynamoTrackerStore(
-        DynamoConfig.model_validate(
-            {"endpoint_url": "http://127.0.0.1:9", "tracker_cache_size": size}
-        )
+        DynamoConfig.model_validate({"endpoint_url": "http://127.0.0.1:9", **common})
     )
 
 
@@ -45,6 +45,8 @@ def test_a_store_built_directly_honours_tracker_cache_size(
     store = built_directly(kind, tmp_path, size)
     try:
         assert store._trackers.size == size
+        # and the other settings the contract uses (memory and SQL ignored unknown_events)
+        assert (store.snapshot_every, store.unknown_events) == (7, "keep")
     finally:
         store.close()
 

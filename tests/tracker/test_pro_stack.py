@@ -81,3 +81,23 @@ def test_every_json_patch_operation() -> None:
 def test_a_stack_update_that_is_not_a_json_patch_is_refused(update: str) -> None:
     with pytest.raises(EventValidationError, match="update"):
         validate_event({"event": "stack", "update": update})
+
+
+def test_a_snapshot_keeps_the_dialogue_stack() -> None:
+    from eventstore.snapshots import dump, restore
+    from eventstore.tracker import DEFAULT_SLOTS
+
+    events = [
+        {"event": "session_started", "timestamp": 1.0},
+        stack({"op": "add", "path": "/0", "value": frame("a")}),
+        stack({"op": "add", "path": "/1", "value": frame("b", "ask")}),
+    ]
+    tracker = Tracker.from_events("s", events)
+    tracker._stored = len(events)  # as retrieved from a store: every event stored
+    data = dump(tracker)
+    assert data is not None
+    load = lambda after, count: events[after : after + count]  # noqa: E731
+    restored = restore("s", data, load, DEFAULT_SLOTS)
+    assert restored.current_state()["stack"] == [frame("a"), frame("b", "ask")]
+    assert restored.active_flow == "b"
+    assert restored.current_state() == tracker.current_state()

@@ -99,7 +99,7 @@ class SQLTrackerStore(TrackerStore):
     ) -> None:
         self.config = config if config is not None else SQLConfig()
         super().__init__(max_event_bytes, self.config.tracker_cache_size)
-        self.snapshot_every = self.config.snapshot_every
+        self.use_store_settings(self.config)
         self.max_attempts = max_attempts
         #: encrypts the ``data`` column (``encryption_keys_env``); None: plain JSON
         self.cipher: EventCipher | None = None
