@@ -88,11 +88,11 @@ def apply_patch(stack: list[Any], update: str) -> list[Any]:
     for op in parse_patch(update):
         kind, path = op["op"], op["path"]
         if kind == "add":
-            doc = _put(doc, path, copy.deepcopy(op["value"]), insert=True)
+            doc = _put(doc, path, op["value"], insert=True)  # parsed just now: unshared
         elif kind == "remove":
             _remove(doc, path)
         elif kind == "replace":
-            doc = _put(doc, path, copy.deepcopy(op["value"]), insert=False)
+            doc = _put(doc, path, op["value"], insert=False)
         elif kind == "move":
             doc = _put(doc, path, _remove(doc, op["from"]), insert=True)
         elif kind == "copy":

@@ -1,4 +1,5 @@
-"""The statements of the SQL store: the current session, an ``EventQuery``, a folded append."""
+"""The statements of the SQL store: reads, the current session, an ``EventQuery``, a folded
+append."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import math
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, TextClause, false, func, literal, select, text
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    TextClause,
+    bindparam,
+    false,
+    func,
+    literal,
+    select,
+    text,
+)
 
 from eventstore.stores.records import INT64_MAX, EventQuery
 from eventstore.stores.sql.schema import events
@@ -25,18 +36,30 @@ def _storable(value: str) -> bool:
     return True
 
 
-def session_statement(sender_id: str) -> Select[Any]:
-    """seq and data of the current session: from the last ``session_started`` (or seq 1)."""
+def _current_session() -> Select[Any]:
+    sender: Any = bindparam("sender_id")
     start = (
         select(func.max(events.c.seq))
-        .where(events.c.sender_id == sender_id, events.c.type_name == "session_started")
+        .where(events.c.sender_id == sender, events.c.type_name == "session_started")
         .scalar_subquery()
     )
     return (
         select(events.c.seq, events.c.data)
-        .where(events.c.sender_id == sender_id, events.c.seq >= func.coalesce(start, 1))
+        .where(events.c.sender_id == sender, events.c.seq >= func.coalesce(start, 1))
         .order_by(events.c.seq)
     )
+
+
+#: seq and data of the current session: from the last ``session_started`` (or seq 1).
+#: Built once and bound per call (``sender_id``), as every statement of a read or an append
+#: is: building a statement costs more than its round trip on a fast server.
+CURRENT_SESSION = _current_session()
+#: data of a conversation's events after seq ``after``, in seq order.
+READ_AFTER = (
+    select(events.c.data)
+    .where(events.c.sender_id == bindparam("sender_id"), events.c.seq > bindparam("after"))
+    .order_by(events.c.seq)
+)
 
 
 def query_statement(query: EventQuery) -> Select[Any]:

@@ -61,10 +61,11 @@ from eventstore.stores.sql.errors import is_transient, is_unique_violation
 from eventstore.stores.sql.migrate import ensure_schema
 from eventstore.stores.sql.schema import event_outbox, events, tracker_snapshots
 from eventstore.stores.sql.statements import (
+    CURRENT_SESSION,
     FOLDED_MAX_ROWS,
+    READ_AFTER,
     folded_append_statement,
     query_statement,
-    session_statement,
 )
 from eventstore.stores.sql.triggers import PG_LOCK_CLASS
 from eventstore.stores.sql.url import SQLConfig, shown_url
@@ -338,13 +339,9 @@ class SQLTrackerStore(TrackerStore):
 
     # -- reads ---------------------------------------------------------------------------
     def read(self, sender_id: str, after: int = 0) -> list[dict[str, Any]]:
-        stmt = (
-            select(events.c.data)
-            .where(events.c.sender_id == sender_id, events.c.seq > after)
-            .order_by(events.c.seq)
-        )
+        params = {"sender_id": sender_id, "after": after}
         with self.db.translate(f"reading {sender_id!r}"), self._connect() as conn:
-            rows = conn.execute(stmt).scalars().all()
+            rows = conn.execute(READ_AFTER, params).scalars().all()
         return [self._decode(row, sender_id) for row in rows]
 
     def version(self, sender_id: str) -> int:
@@ -360,9 +357,8 @@ class SQLTrackerStore(TrackerStore):
 
     def _load_session(self, sender_id: str) -> Tracker | None:
         """The current session in one query: rows from the last ``session_started`` on."""
-        stmt = session_statement(sender_id)
         with self.db.translate(f"reading {sender_id!r}"), self._connect() as conn:
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(CURRENT_SESSION, {"sender_id": sender_id}).all()
         if not rows:
             return None
         data = [self._decode(row.data, sender_id) for row in rows]
@@ -586,4 +582,4 @@ def _seq(row: Any) -> int:
     return int(row.seq)
 
 
-__all__ = ["SQLConfig", "SQLTrackerStore", "query_statement", "session_statement"]
+__all__ = ["SQLConfig", "SQLTrackerStore", "query_statement"]

@@ -25,7 +25,8 @@ from eventstore.relay import relay_of, with_broker
 from eventstore.stores.base import EventQuery
 from eventstore.stores.sql.engine import PING_AFTER_IDLE
 from eventstore.stores.sql.schema import event_outbox, events
-from eventstore.stores.sql.store import SQLTrackerStore, query_statement, session_statement
+from eventstore.stores.sql.statements import CURRENT_SESSION
+from eventstore.stores.sql.store import SQLTrackerStore, query_statement
 from eventstore.testing import action, bot, new_id, session_start, user
 from tests.proxy import TcpProxy
 
@@ -261,7 +262,7 @@ def test_other_dialects_get_wide_types_and_no_sequence() -> None:
 
 def test_oracle_compiles_the_read_statements() -> None:
     dialect = oracle.dialect()
-    session = str(session_statement("u1").compile(dialect=dialect))
+    session = str(CURRENT_SESSION.compile(dialect=dialect))
     assert "coalesce((SELECT max(events.seq)" in session
     assert "events.type_name = :type_name_1" in session
     query = query_statement(EventQuery(intent="greet", since=1.0, after_position=7, limit=10))
