@@ -137,13 +137,3 @@ class Subscription:
             # the caller came back for more: it is done with this batch (a caller that
             # breaks off never gets here, and the batch comes again next time)
             batch.ack()
-
-
-def subscribe(
-    store: TrackerStore,
-    name: str | None = None,
-    after: int | None = None,
-    **options: Any,
-) -> Subscription:
-    """A subscription to ``store``'s feed; see ``Subscription`` and the module docstring."""
-    return Subscription(store, name, after, **options)

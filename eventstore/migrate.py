@@ -125,16 +125,15 @@ def copy_conversation(
             "conflict",
             detail=f"the target has {target_version} events, the source only {source_version}",
         )
-    if target_version > 0:
-        head = source.read(sender_id)[:target_version]
-        if checksum(head) != checksum(target.read(sender_id)):
-            return ConversationResult(
-                sender_id,
-                "conflict",
-                detail=f"the target's {target_version} events differ from the source's first "
-                f"{target_version}",
-            )
-    events = source.read(sender_id, after=target_version)
+    logged = source.read(sender_id)  # read once: the head is checked, the rest copied
+    if target_version > 0 and checksum(logged[:target_version]) != checksum(target.read(sender_id)):
+        return ConversationResult(
+            sender_id,
+            "conflict",
+            detail=f"the target's {target_version} events differ from the source's first "
+            f"{target_version}",
+        )
+    events = logged[target_version:]
     version = target_version
     for start in range(0, len(events), chunk):
         part = events[start : start + chunk]

@@ -29,7 +29,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from eventstore.errors import BrokerAuthenticationError, EventStoreError, PublishError
+from eventstore.errors import (
+    BrokerAuthenticationError,
+    BrokerError,
+    EventStoreError,
+    PublishError,
+)
 
 logger = logging.getLogger(__name__)
 #: While the outbox cannot drain, a warning is repeated at most this often (seconds).
@@ -259,8 +264,6 @@ class OutboxRelay:
         self._notices.append(notice)
         self._wake.set()
         if not notice.done.wait(timeout):
-            from eventstore.errors import BrokerError
-
             last = f": {self.last_error}" if self.last_error is not None else ""
             raise BrokerError(
                 f"the event broker did not confirm {len(messages)} message(s) within "

@@ -43,9 +43,8 @@ def parse_analytics(section: Mapping[str, Any] | None) -> AnalyticsSettings | No
 class AnalyticsEraser:
     """Deletes one conversation's rows from the analytics tables of another database."""
 
-    def __init__(self, url: str, checkpoint: str = CHECKPOINT) -> None:
+    def __init__(self, url: str) -> None:
         self.database = SQLDatabase(SQLConfig(url=url))
-        self.checkpoint = checkpoint
         self._tables = False  # seen the tables once: they are never dropped by eventstore
 
     def __call__(self, sender_id: str) -> None:
@@ -56,7 +55,7 @@ class AnalyticsEraser:
                 if not self._has_tables(conn):
                     return  # never projected into: nothing to delete
                 lock = select(event_checkpoints.c.position).where(
-                    event_checkpoints.c.name == self.checkpoint
+                    event_checkpoints.c.name == CHECKPOINT
                 )
                 conn.execute(lock.with_for_update())  # waits for a batch in flight
                 delete_analytics(conn, sender_id)

@@ -130,7 +130,6 @@ class AnalyticsRunner:
         *,
         batch_size: int = DEFAULT_BATCH,
         poll_interval: float = 0.5,
-        name: str = CHECKPOINT,
     ) -> None:
         if not store.has_positions:
             raise NoPositionsError(type(store).__name__)
@@ -140,7 +139,7 @@ class AnalyticsRunner:
         self.target = target
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.name = name
+        self.name = CHECKPOINT  # the erasure of rows elsewhere locks this row too
         self.subscription: Subscription | None = None
         self._stop_requested = False
 

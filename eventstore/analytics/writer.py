@@ -28,6 +28,7 @@ from eventstore.stores.sql.analytics_schema import (
     analytics_slot_changes,
     analytics_turns,
     analytics_user_messages,
+    delete_analytics,
 )
 from eventstore.stores.sql.schema import events
 
@@ -175,8 +176,7 @@ def _upsert(conn: Connection, table: Table, rows: dict[Any, Row], stored: set[An
 def write_changes(conn: Connection, changes: Changes) -> None:
     """Apply ``changes`` with ``conn`` (its transaction is the caller's)."""
     for sender_id in sorted(changes.resets):
-        for table in ANALYTICS_TABLES:
-            conn.execute(delete(table).where(table.c.sender_id == sender_id))
+        delete_analytics(conn, sender_id)
     for name, rows in changes.inserts.items():
         _insert(conn, EVENT_TABLES[name], rows)
     for name, sender_id, seq in changes.reverts:

@@ -79,10 +79,6 @@ class EventCipher:
             keys.append((key_id.strip(), key))
         return cls(keys, source)
 
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._keys)
-
     def encrypt(self, plaintext: str, sender_id: str) -> str:
         """The stored form of ``plaintext`` under the current key."""
         nonce = os.urandom(NONCE_BYTES)

@@ -69,6 +69,7 @@ def apply_retention(
     if settings.action == "redact" and redactor is None:
         raise ConfigError("retention: action 'redact' needs privacy.redaction rules")
     cutoff = (time.time() if now is None else now) - settings.days * DAY
+    trail = audit if audit is not None else AuditTrail()
     with store.exclusive(LOCK_NAME, settings.lock_seconds) as taken:
         if not taken:
             logger.info("retention: another process holds the lock; skipped")
@@ -81,7 +82,7 @@ def apply_retention(
                 report.finished = False
                 break
             batch = ids[start : start + settings.batch_size]
-            _batch(store, batch, cutoff, settings, report, dry_run, redactor, audit)
+            _batch(store, batch, cutoff, settings, report, dry_run, redactor, trail)
         publish_tombstones(store, report.erasures, confirm_timeout)
     logger.info(
         "retention: %d conversations examined, %d past %g days%s",
@@ -101,7 +102,7 @@ def _batch(
     report: RetentionReport,
     dry_run: bool,
     redactor: Redactor | None,
-    audit: AuditTrail | None,
+    audit: AuditTrail,
 ) -> None:
     for sender_id in ids:
         report.examined += 1
@@ -117,7 +118,7 @@ def _batch(
                 erase_copies(store, sender_id)
                 report.deleted_events += removed
                 erasure = Erasure(sender_id, removed, "retention", "retention", time.time())
-                (audit if audit is not None else AuditTrail()).record(erasure)
+                audit.record(erasure)
                 report.erasures.append(erasure)
             else:
                 assert redactor is not None

@@ -58,28 +58,6 @@ class Filters:
     flagged: bool = False  # a fallback, or a user message below ``below`` confidence
     below: float = LOW_CONFIDENCE
 
-    @property
-    def active(self) -> bool:
-        """Whether any filter is set."""
-        values = (self.sender, self.since, self.until, self.intent, self.action, self.type_name)
-        return any(v is not None for v in (*values, self.text)) or bool(self.flagged)
-
-    def query_string(self) -> dict[str, str]:
-        """The filters as query parameters (for links to the next page)."""
-        out: dict[str, str] = {}
-        for key in ("sender", "intent", "action", "type_name", "text"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.since is not None:
-            out["since"] = format_day(self.since)
-        if self.until is not None:
-            out["until"] = format_day(self.until - DAY + 1)
-        if self.flagged:
-            out["flagged"] = "1"
-            out["below"] = f"{self.below:g}"
-        return out
-
     def event_matches(self, event: StoredEvent) -> bool:
         """Whether one event passes the event-level filters (the live tail)."""
         data = event.data

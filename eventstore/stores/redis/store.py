@@ -140,10 +140,6 @@ redis.call('HSET', KEYS[3], 'snapv', ARGV[1], 'snap', ARGV[2])
 return 1
 """
 
-_UNLOCK_LUA = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\nreturn 0"
-)
-
 # The current session in one atomic step: events from the last session_started on.
 _RETRIEVE_LUA = """
 local start = tonumber(redis.call('HGET', KEYS[3], 's') or '0')

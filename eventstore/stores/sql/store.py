@@ -76,7 +76,6 @@ if TYPE_CHECKING:
 
 #: Rows fetched per round trip when streaming ``query`` and ``keys`` results.
 STREAM_BATCH = 500
-_MAX_INT64 = 2**63 - 1
 
 
 class _Retry(Exception):
