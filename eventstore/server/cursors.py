@@ -16,6 +16,17 @@ from eventstore.times import parse_time
 MAX_INT = 2**63 - 1
 
 
+def parse_uint(text: str) -> int | None:
+    """``text`` as an integer from 0 to ``MAX_INT`` (header values), else None.
+
+    The length check comes first, so thousands of digits are refused before ``int()``
+    (which refuses over 4300 digits)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_INT else None
+
+
 def encode_cursor(kind: str, value: Any) -> str:
     """An opaque cursor for ``value``."""
     raw = json.dumps({kind: value}, separators=(",", ":")).encode()

@@ -33,6 +33,7 @@ from eventstore.server.cursors import (
     MAX_INT,
     decode_cursor,
     encode_cursor,
+    parse_uint,
 )
 from eventstore.server.errors import ApiError
 from eventstore.sessions import append_turn
@@ -159,16 +160,14 @@ def parse_if_match(value: str | None) -> int | None:
     text = value.strip()
     if text.startswith("W/"):
         text = text[2:]
-    text = text.strip('"')
-    # a version never exceeds MAX_INT; the length check comes first, so a header of
-    # thousands of digits is refused before int() (which refuses over 4300 digits)
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INT:
+    version = parse_uint(text.strip('"'))  # a version never exceeds MAX_INT
+    if version is None:
         raise ApiError(
             400,
             f"header 'If-Match' must be a conversation version such as \"7\", got {value!r}",
             {"field": "If-Match", "location": "header"},
         )
-    return int(text)
+    return version
 
 
 def expected_of(if_match: str | None, expected_version: int | None) -> int | None:

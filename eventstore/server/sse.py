@@ -22,7 +22,7 @@ from prometheus_client import Gauge
 
 from eventstore.errors import EventStoreError
 from eventstore.feed import DEFAULT_BATCH
-from eventstore.server.cursors import MAX_INT
+from eventstore.server.cursors import MAX_INT, parse_uint
 from eventstore.server.errors import ApiError, error_body, translate
 from eventstore.stores.base import EventQuery, StoredEvent, TrackerStore
 
@@ -61,15 +61,15 @@ def resume_position(last_event_id: str | None, after: int | None) -> int:
     ``after``) and sends the id of the last message it received in the header.
     """
     if last_event_id is not None and last_event_id.strip():
-        text = last_event_id.strip()
-        if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_INT:
+        position = parse_uint(last_event_id.strip())
+        if position is None:
             raise ApiError(
                 400,
                 f"header 'Last-Event-ID' must be a position (an integer from 0 to {MAX_INT}), "
                 f"got {last_event_id!r}",
                 {"field": "Last-Event-ID", "location": "header"},
             )
-        return int(text)
+        return position
     return after or 0
 
 

@@ -327,7 +327,12 @@ class SQLQueries:
         return select(per_session.c.turns, func.count()).group_by(per_session.c.turns)
 
     def head_position(self) -> int:
-        """The newest event's position (0 when empty)."""
+        """Where the live tail starts: the store's feed horizon (no append in flight can
+        still commit below it, so none is skipped), or the newest id where ids commit in
+        order (SQLite)."""
+        horizon = self.store.horizon()
+        if horizon is not None:
+            return horizon
         rows = self._run("reading the newest position", select(func.max(e.id)))
         return int(rows[0][0] or 0) if rows else 0
 
