@@ -5,7 +5,6 @@ drain the outbox keeps saying so (rate-limited)."""
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from eventstore.factory import open_relay
 from eventstore.relay import relay_of, with_broker
 from eventstore.stores.sql.store import SQLTrackerStore
 from tests.relay.test_relay import FailingAfter
+from tests.servers import free_port
 from tests.servers.rabbitmq import RabbitTopology
 
 EVENT = {"event": "user", "text": "hi", "timestamp": 1.0}
@@ -39,12 +39,6 @@ def endpoints(tmp_path: Path, broker: dict[str, Any]) -> Path:
     sections = {"tracker_store": {"type": "sqlite", "db": str(db)}, "event_broker": broker}
     path.write_text(yaml.safe_dump(sections))
     return path
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.timeout(60)  # pika's own 20 x 5 s would take 100 s
@@ -69,7 +63,7 @@ def test_refused_credentials_fail_at_once_and_say_so(
 def test_the_timeout_flag_bounds_the_brokers_own_retries(
     tmp_path: Path, rabbit_topology: RabbitTopology, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker = rabbit_topology.section(port=closed_port(), **PATIENT)
+    broker = rabbit_topology.section(port=free_port(), **PATIENT)
     path = endpoints(tmp_path, broker)
     assert main(["relay", "--once", "--timeout", "2", "--endpoints", str(path)]) == 1
     assert "unavailable" in capsys.readouterr().err
@@ -81,7 +75,7 @@ def test_the_timeout_flag_bounds_the_brokers_own_retries(
 def test_the_timeout_flag_bounds_kafkas_bootstrap_wait(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker = {"type": "kafka", "url": f"127.0.0.1:{closed_port()}", "max_block_ms": 60_000}
+    broker = {"type": "kafka", "url": f"127.0.0.1:{free_port()}", "max_block_ms": 60_000}
     path = endpoints(tmp_path, broker)
     assert main(["relay", "--once", "--timeout", "2", "--endpoints", str(path)]) == 1
     assert "Kafka at 127.0.0.1:" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from eventstore.export import ExportFailed, export_events, sorted_keys
 from eventstore.stores.base import TrackerStore
 from eventstore.stores.memory import InMemoryTrackerStore
 from eventstore.testing import action, user
+from tests.servers import free_port
 
 
 def read_messages(path: Path) -> list[dict[str, Any]]:
@@ -307,12 +308,8 @@ def test_cli_failure_prints_a_resume_command_that_completes_the_export(
 def test_cli_unreachable_broker_is_one_line_and_nothing_is_read(
     tmp_path: Path, redis_store: Any, redis_store_section: dict[str, Any], capsys: Any
 ) -> None:
-    import socket
-
     fill(redis_store, "c1", 3)
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     broker = {"type": "pika", "url": "127.0.0.1", "port": port, "connection_attempts": 1,
               "retry_delay_in_seconds": 0, "queues": ["never-created"]}  # fmt: skip
     endpoints = write_endpoints(tmp_path / "e.yml", redis_store_section, broker)

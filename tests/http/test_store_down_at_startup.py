@@ -4,19 +4,12 @@ MongoDB); ``--wait-for-store N`` keeps trying first."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from eventstore.cli import main
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.servers import free_port
 
 SECTIONS = {
     "postgresql": "type: sql\n  url: postgresql://postgres@127.0.0.1:{port}/x",
@@ -29,7 +22,7 @@ def test_an_unreachable_store_stops_run_with_one_line(
     backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text("tracker_store:\n  " + SECTIONS[backend].format(port=closed_port()))
+    endpoints.write_text("tracker_store:\n  " + SECTIONS[backend].format(port=free_port()))
     assert main(["run", "--endpoints", str(endpoints), "--port", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the tracker store is unreachable, not serving: ")
@@ -41,7 +34,7 @@ def test_wait_for_store_tries_again_then_says_how_long_it_waited(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text("tracker_store:\n  " + SECTIONS["redis"].format(port=closed_port()))
+    endpoints.write_text("tracker_store:\n  " + SECTIONS["redis"].format(port=free_port()))
     argv = ["run", "--endpoints", str(endpoints), "--port", "0", "--wait-for-store", "2"]
     assert main(argv) == 1
     err = capsys.readouterr().err.splitlines()

@@ -8,7 +8,6 @@ start fails the tests that need it; it is never skipped. Consumers in the tests 
 from __future__ import annotations
 
 import importlib.resources
-import socket
 import subprocess
 import time
 import uuid
@@ -16,12 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import free_port
 
 
 def tansu_binary() -> str:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import free_port
 from tests.servers.rasa import RASA_VENV, REPO, rasa_env
 
 PLUGIN_DIR = REPO / "integrations" / "rasa"
@@ -109,12 +109,6 @@ def get_tracker(base_url: str, sender: str) -> dict[str, Any]:
     response.raise_for_status()
     result: dict[str, Any] = response.json()
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RasaRun:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port
 
 REDIS_URL = os.environ.get("EVENTSTORE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -73,7 +74,7 @@ class RedisServer:
     def __init__(self, directory: str, tls: bool = False, args: tuple[str, ...] = ()) -> None:
         self.directory = directory
         self.args = args
-        self.port = _free_port()
+        self.port = free_port()
         self.tls = tls
         self.files: dict[str, str] = _make_certificates(directory) if tls else {}
         self.process: subprocess.Popen[bytes] | None = None
@@ -166,13 +167,6 @@ def _make_certificates(directory: str) -> dict[str, str]:
         "client_cert": str(path / "client.crt"),
         "client_key": str(path / "client.key"),
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

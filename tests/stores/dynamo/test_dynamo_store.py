@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import struct
 from collections.abc import Iterator
 from decimal import Decimal
@@ -24,6 +23,7 @@ from eventstore.stores.base import EventQuery
 from eventstore.stores.dynamo.store import DynamoConfig, DynamoTrackerStore
 from eventstore.stores.memory import InMemoryTrackerStore
 from eventstore.testing import action, new_id, turn, user
+from tests.servers import free_port
 from tests.servers.dynamo import DynamoServer, unique_table
 
 
@@ -332,9 +332,7 @@ def test_without_a_broker_nothing_enters_the_outbox(store: DynamoTrackerStore) -
 
 # -- errors ----------------------------------------------------------------------------
 def test_unreachable_endpoint_is_backend_unavailable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = {
         "type": "dynamo",
         "endpoint_url": f"http://127.0.0.1:{port}",

@@ -24,6 +24,7 @@ from eventstore.stores.base import EventQuery
 from eventstore.stores.mongo.config import MongoConfig
 from eventstore.stores.mongo.store import MongoTrackerStore
 from eventstore.testing import action, new_id, session_start, turn, user
+from tests.servers import free_port
 from tests.servers.mongo import MONGO_TEST_DB
 
 
@@ -248,11 +249,7 @@ def test_outbox_is_written_only_with_the_events(
 def test_unreachable_server_is_backend_unavailable_with_the_password_masked(
     mongo_collection: str,
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     store = MongoTrackerStore(
         MongoConfig(
             url=f"mongodb://alice:s3cret-pw@127.0.0.1:{port}/",
